@@ -1,0 +1,127 @@
+"""The cost ledger of one `AsyncLLMClient`, and the budget reservations that keep its cap."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from audit_core.errors import LLMBudgetExceededError
+
+__all__ = ["CostLedger", "Reservation"]
+
+_ZERO = Decimal(0)
+
+
+class Reservation:
+    """A call's worst-case cost, held against the budget until the call settles."""
+
+    __slots__ = ("amount", "open")
+
+    def __init__(self, amount: Decimal) -> None:
+        self.amount = amount
+        self.open = True
+
+
+class CostLedger:
+    """What a client has spent, reserved and has left, by model and by agent.
+
+    Reserve-then-settle under one lock: a call reserves its worst case before it is
+    sent and settles to its real cost after, so the budget holds under any concurrency.
+    """
+
+    def __init__(self, budget_usd: Decimal | None = None) -> None:
+        self.budget_usd = budget_usd
+        self._lock = threading.Lock()
+        self.total_usd = _ZERO
+        self.reserved_usd = _ZERO
+        self.by_model: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+        self.by_agent: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.unpriced_calls = 0
+        self.unpriced_models: set[str] = set()
+
+    @property
+    def remaining_usd(self) -> Decimal | None:
+        """Budget left after spend and open reservations; ``None`` without a budget."""
+        if self.budget_usd is None:
+            return None
+        return self.budget_usd - self.total_usd - self.reserved_usd
+
+    def reserve(self, amount: Decimal, *, model: str) -> Reservation | None:
+        """Hold ``amount`` against the budget or raise `LLMBudgetExceededError`."""
+        if self.budget_usd is None:
+            return None
+        with self._lock:
+            remaining = self.budget_usd - self.total_usd - self.reserved_usd
+            if amount > remaining:
+                raise LLMBudgetExceededError(
+                    f"call on {model!r} may cost up to ${amount:.6f}, but only "
+                    f"${max(remaining, _ZERO):.6f} of the ${self.budget_usd} budget is left",
+                    model=model,
+                    required_usd=amount,
+                    remaining_usd=max(remaining, _ZERO),
+                )
+            self.reserved_usd += amount
+        return Reservation(amount)
+
+    def release(self, reservation: Reservation | None) -> None:
+        """Give back a reservation whose call cost nothing (it failed)."""
+        if reservation is None or not reservation.open:
+            return
+        with self._lock:
+            reservation.open = False
+            self.reserved_usd -= reservation.amount
+
+    def record(
+        self,
+        *,
+        model: str,
+        agent: str,
+        cost: Decimal | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reservation: Reservation | None = None,
+    ) -> None:
+        """Settle one successful call (``cost=None``: no price was known)."""
+        with self._lock:
+            if reservation is not None and reservation.open:
+                reservation.open = False
+                self.reserved_usd -= reservation.amount
+            self.calls += 1
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            if cost is None:
+                self.unpriced_calls += 1
+                self.unpriced_models.add(model)
+                return
+            self.total_usd += cost
+            self.by_model[model] += cost
+            self.by_agent[agent] += cost
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-serialisable copy (Decimals as strings, so nothing is rounded)."""
+        with self._lock:
+            remaining = self.remaining_usd
+            return {
+                "total_usd": str(self.total_usd),
+                "reserved_usd": str(self.reserved_usd),
+                "remaining_usd": None if remaining is None else str(remaining),
+                "budget_usd": None if self.budget_usd is None else str(self.budget_usd),
+                "by_model": {k: str(v) for k, v in sorted(self.by_model.items())},
+                "by_agent": {k: str(v) for k, v in sorted(self.by_agent.items())},
+                "calls": self.calls,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "unpriced_calls": self.unpriced_calls,
+                "unpriced_models": sorted(self.unpriced_models),
+            }
+
+    def __repr__(self) -> str:
+        return (
+            f"CostLedger(total_usd={self.total_usd}, reserved_usd={self.reserved_usd}, "
+            f"remaining_usd={self.remaining_usd}, calls={self.calls})"
+        )
