@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import audit_core
 
 EXPECTED = sorted(audit_core.__all__)
@@ -20,12 +22,8 @@ def test_all_is_sorted_and_resolves() -> None:
 
 def test_unknown_attribute_is_attribute_error() -> None:
     """A misspelt name is an AttributeError, not a silent None."""
-    try:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
         audit_core.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "NoSuchThing" in str(exc)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_is_lazy() -> None:

@@ -10,9 +10,7 @@ from audit_core import AsyncLLMClient, get_metrics
 async def test_hundred_clients_share_one_registry() -> None:
     """Building 100 clients on one registry never raises Duplicated timeseries."""
     registry = CollectorRegistry()
-    clients = [
-        AsyncLLMClient("k", registry=registry, transport="httpx") for _ in range(100)
-    ]
+    clients = [AsyncLLMClient("k", registry=registry, transport="httpx") for _ in range(100)]
     assert get_metrics(registry) is get_metrics(registry)
     for c in clients:
         await c.aclose()

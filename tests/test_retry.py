@@ -64,7 +64,7 @@ def test_full_jitter_bounds() -> None:
 
 async def test_retry_after_seconds_is_used(policy: RetryPolicy, clock: FakeClock) -> None:
     """A server-given wait replaces the backoff."""
-    calls, fn = failing(2, retry_after=7.0)
+    _, fn = failing(2, retry_after=7.0)
     await policy.call(fn, client="t", classify=classify)  # type: ignore[arg-type]
     assert clock.sleeps == [7.0, 7.0]
 
@@ -127,7 +127,7 @@ async def test_each_retry_is_logged_and_counted(clock: FakeClock) -> None:
     """Every retry is a structured event and increments audit_retries_total."""
     registry = CollectorRegistry()
     p = RetryPolicy(sleep=clock.sleep, clock=clock, rng=lambda: 0.0)
-    calls, fn = failing(2)
+    _, fn = failing(2)
     with capture_logs() as logs:
         await p.call(fn, client="llm", classify=classify, metrics=get_metrics(registry))  # type: ignore[arg-type]
     retries = [e for e in logs if e["event"] == "audit_core.retry"]
