@@ -149,6 +149,7 @@ class FakeOpenRouter:
         self._rng = random.Random(seed)
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._changed: asyncio.Condition | None = None
         self.url = ""
 
     def script(self, faults: Sequence[Fault]) -> None:
@@ -172,7 +173,11 @@ class FakeOpenRouter:
         app.router.add_post("/api/v1/chat/completions", self._chat)
         app.router.add_get("/api/v1/models", self._models)
         app.router.add_get("/api/v1/stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # handler_cancellation: a request the client abandons stops here too, as on a
+        # real server, so tests can see cancellation reach the wire.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port, reuse_address=True)
         await site.start()
@@ -186,6 +191,18 @@ class FakeOpenRouter:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def wait_in_flight(self, predicate: Callable[[int], bool]) -> None:
+        """Return once ``predicate(in_flight)`` holds (wrap in a timeout in tests)."""
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            await self._changed.wait_for(lambda: predicate(self.stats.in_flight))
+
+    async def _notify(self) -> None:
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
 
     def _next_fault(self) -> Fault | None:
         if self._script:
@@ -205,6 +222,8 @@ class FakeOpenRouter:
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        if self._changed is not None:
+            await self._notify()
         try:
             raw = await request.read()
             if self.latency_s:
@@ -248,6 +267,8 @@ class FakeOpenRouter:
             return web.Response(body=payload.encode(), content_type="application/json")
         finally:
             stats.in_flight -= 1
+            if self._changed is not None:
+                await asyncio.shield(self._notify())
 
     def _fault(self, fault: Fault, request: web.Request) -> web.StreamResponse:
         if fault == "reset":
