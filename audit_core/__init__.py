@@ -30,7 +30,14 @@ from audit_core.errors import (
 
 if TYPE_CHECKING:
     from audit_core._logging import configure_logging, get_logger
-    from audit_core._seed import batch_call_llm, call_llm
+    from audit_core._seed import (
+        batch_call_llm,
+        call_llm,
+        check_redis_health,
+        mark_audit_complete,
+        restore_workflow_state,
+        save_workflow_state,
+    )
     from audit_core.llm import (
         AsyncLLMClient,
         CostLedger,
@@ -41,10 +48,19 @@ if TYPE_CHECKING:
     )
     from audit_core.metrics import get_metrics
     from audit_core.retry import RetryPolicy
+    from audit_core.state import AsyncStateStore, FlushReport, RunInfo, StoredState
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "AsyncStateStore": "audit_core.state",
+    "FlushReport": "audit_core.state",
+    "RunInfo": "audit_core.state",
+    "StoredState": "audit_core.state",
+    "check_redis_health": "audit_core._seed",
+    "mark_audit_complete": "audit_core._seed",
+    "restore_workflow_state": "audit_core._seed",
+    "save_workflow_state": "audit_core._seed",
     "AsyncLLMClient": "audit_core.llm",
     "CostLedger": "audit_core.llm",
     "LLMResponse": "audit_core.llm",
@@ -75,10 +91,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AsyncLLMClient",
+    "AsyncStateStore",
     "AuditCoreError",
     "ConfigError",
     "CostLedger",
     "DatabricksConnectionError",
+    "FlushReport",
     "LLMAuthError",
     "LLMBudgetExceededError",
     "LLMError",
@@ -90,16 +108,22 @@ __all__ = [
     "ModelPrice",
     "QueryError",
     "RetryPolicy",
+    "RunInfo",
     "Settings",
     "StateConflictError",
     "StateManagerError",
     "StateStoreUnavailableError",
+    "StoredState",
     "Usage",
     "WarehouseError",
     "batch_call_llm",
     "calculate_cost",
     "call_llm",
+    "check_redis_health",
     "configure_logging",
     "get_logger",
     "get_metrics",
+    "mark_audit_complete",
+    "restore_workflow_state",
+    "save_workflow_state",
 ]

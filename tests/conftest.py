@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from audit_core.retry import RetryPolicy
@@ -31,3 +33,56 @@ def clock() -> FakeClock:
 def policy(clock: FakeClock) -> RetryPolicy:
     """A retry policy that never really sleeps, with deterministic mid-range jitter."""
     return RetryPolicy(sleep=clock.sleep, clock=clock, rng=lambda: 0.5)
+
+
+# --- real services ---------------------------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+
+from tests.services import (  # noqa: E402
+    RedisClusterServers,
+    RedisServer,
+    missing,
+    redis_binary,
+)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests use unique run ids / prefixes)."""
+    binary = redis_binary()
+    if binary is None:
+        missing("redis-server")
+        raise AssertionError("unreachable")
+    server = RedisServer(binary)
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may kill and restart."""
+    binary = redis_binary()
+    if binary is None:
+        missing("redis-server")
+        raise AssertionError("unreachable")
+    server = RedisServer(binary)
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A three-master Redis Cluster on loopback, built with `redis-cli --cluster create`."""
+    binary, cli = redis_binary(), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        missing("redis-server / redis-cli")
+        raise AssertionError("unreachable")
+    cluster = RedisClusterServers(binary, cli)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
