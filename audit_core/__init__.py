@@ -33,8 +33,12 @@ if TYPE_CHECKING:
     from audit_core._seed import (
         batch_call_llm,
         call_llm,
+        check_databricks_health,
         check_redis_health,
+        get_last_audit_timestamp,
+        load_mock_data_from_json,
         mark_audit_complete,
+        query_gold_tables,
         restore_workflow_state,
         save_workflow_state,
     )
@@ -49,10 +53,17 @@ if TYPE_CHECKING:
     from audit_core.metrics import get_metrics
     from audit_core.retry import RetryPolicy
     from audit_core.state import AsyncStateStore, FlushReport, RunInfo, StoredState
+    from audit_core.warehouse import DatabricksClient, QueryTimeoutError
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "query_gold_tables": "audit_core._seed",
+    "get_last_audit_timestamp": "audit_core._seed",
+    "load_mock_data_from_json": "audit_core._seed",
+    "check_databricks_health": "audit_core._seed",
+    "DatabricksClient": "audit_core.warehouse",
+    "QueryTimeoutError": "audit_core.warehouse",
     "AsyncStateStore": "audit_core.state",
     "FlushReport": "audit_core.state",
     "RunInfo": "audit_core.state",
@@ -95,6 +106,7 @@ __all__ = [
     "AuditCoreError",
     "ConfigError",
     "CostLedger",
+    "DatabricksClient",
     "DatabricksConnectionError",
     "FlushReport",
     "LLMAuthError",
@@ -107,6 +119,7 @@ __all__ = [
     "LLMTimeoutError",
     "ModelPrice",
     "QueryError",
+    "QueryTimeoutError",
     "RetryPolicy",
     "RunInfo",
     "Settings",
@@ -119,11 +132,15 @@ __all__ = [
     "batch_call_llm",
     "calculate_cost",
     "call_llm",
+    "check_databricks_health",
     "check_redis_health",
     "configure_logging",
+    "get_last_audit_timestamp",
     "get_logger",
     "get_metrics",
+    "load_mock_data_from_json",
     "mark_audit_complete",
+    "query_gold_tables",
     "restore_workflow_state",
     "save_workflow_state",
 ]

@@ -8,17 +8,25 @@ call: code that makes many calls should hold a client (``async with AsyncLLMClie
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from audit_core.errors import LLMError
+from audit_core.errors import ConfigError, LLMError
 from audit_core.llm._client import AsyncLLMClient, LLMResponse, Prompt
 from audit_core.state._store import AsyncStateStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "batch_call_llm",
     "call_llm",
+    "check_databricks_health",
     "check_redis_health",
+    "get_last_audit_timestamp",
+    "load_mock_data_from_json",
     "mark_audit_complete",
+    "query_gold_tables",
     "restore_workflow_state",
     "save_workflow_state",
 ]
@@ -62,3 +70,52 @@ async def check_redis_health() -> bool:
     """Whether the configured state store answers."""
     async with AsyncStateStore.from_settings() as store:
         return await store.health()
+
+
+def _warehouse() -> Any:
+    from audit_core.warehouse import DatabricksClient
+
+    return DatabricksClient.from_settings()
+
+
+async def query_gold_tables(sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run Databricks-dialect SQL on the configured warehouse; a DataFrame.
+
+    Unlike the seed, an unknown table or bad SQL raises `QueryError`; it never returns
+    an empty DataFrame to hide the problem.
+    """
+    async with _warehouse() as wh:
+        df: pd.DataFrame = await wh.query(sql, params)
+        return df
+
+
+async def get_last_audit_timestamp() -> datetime:
+    """When the last completed audit finished (aware UTC); 2025-01-01 when none."""
+    async with _warehouse() as wh:
+        ts: datetime = await wh.get_last_audit_timestamp()
+        return ts
+
+
+async def load_mock_data_from_json(table: str) -> pd.DataFrame:
+    """A whole local fixture table, by table name (``gold.emails``) or file stem
+    (``sample_emails``). Local warehouse only."""
+    from audit_core.fixtures import load_manifest
+
+    async with _warehouse() as wh:
+        if wh.backend != "local":
+            raise ConfigError("load_mock_data_from_json only works on the local warehouse")
+        specs = load_manifest(getattr(wh._backend, "fixtures_dir", None))
+        by_file = {spec.file: name for name, spec in specs.items()}
+        name = by_file.get(table.removesuffix(".json"), table)
+        if name not in specs:
+            known = ", ".join(sorted(specs))
+            raise ConfigError(f"no fixture table {table!r}; known: {known}")
+        df: pd.DataFrame = await wh.query(f"SELECT * FROM {name}")
+        return df
+
+
+async def check_databricks_health() -> bool:
+    """Whether the configured warehouse answers ``SELECT 1``."""
+    async with _warehouse() as wh:
+        ok: bool = await wh.health()
+        return ok

@@ -64,7 +64,13 @@ class WarehouseError(AuditCoreError):
 
 
 class DatabricksConnectionError(WarehouseError):
-    """The warehouse could not be reached (transport or connect failure)."""
+    """The warehouse could not be reached (transport or connect failure).
+
+    ``before_send`` is true when the failure happened while connecting, before any
+    statement was sent (so even a write is safe to retry).
+    """
+
+    before_send: bool = False
 
 
 class QueryError(WarehouseError):

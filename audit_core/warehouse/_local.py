@@ -1,0 +1,190 @@
+"""The local backend: DuckDB in memory, fixtures loaded as real, typed tables."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from audit_core._logging import get_logger
+from audit_core.errors import ConfigError, QueryError
+from audit_core.fixtures import SUFFIXES, TableSpec, default_dir, load_manifest
+from audit_core.retry import Transient
+from audit_core.warehouse._sql import check_params, to_duckdb
+
+_log = get_logger("audit_core.warehouse")
+_MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
+
+
+def duckdb_type(declared: str) -> str:
+    """A declared Databricks type (``STRING``, ``DECIMAL(18,2)``...) in DuckDB spelling."""
+    from sqlglot import exp
+
+    return exp.DataType.build(declared, dialect="databricks").sql("duckdb")
+
+
+def _as_written(sql: str, name: str) -> str:
+    """The table as the SQL named it (``gold.nope``), given DuckDB's bare ``nope``."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        for table in sqlglot.parse_one(sql, read="databricks").find_all(exp.Table):
+            if table.name == name:
+                return ".".join(p for p in (table.catalog, table.db, table.name) if p)
+    except sqlglot.errors.SqlglotError:
+        pass
+    return name
+
+
+def _quote_path(path: Path) -> str:
+    return "'" + path.as_posix().replace("'", "''") + "'"
+
+
+def _qualified(name: str) -> str:
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
+class LocalBackend:
+    """Runs Databricks-dialect SQL on one in-memory DuckDB database.
+
+    The database is built once, on first use, from a fixtures folder; each worker thread
+    gets its own connection to it (``cursor()``), as DuckDB requires.
+    """
+
+    name = "local"
+
+    def __init__(self, fixtures_dir: Path | None = None, *, database: str = ":memory:") -> None:
+        self.fixtures_dir = Path(fixtures_dir) if fixtures_dir is not None else default_dir()
+        if not self.fixtures_dir.is_dir():
+            raise ConfigError(f"fixtures folder {self.fixtures_dir} does not exist")
+        self.database = database
+        self._db: Any = None
+        self._init_lock = threading.Lock()
+        self.tables: dict[str, int] = {}
+
+    # connections (called on worker threads) ------------------------------------------
+
+    def _base(self) -> Any:
+        with self._init_lock:
+            if self._db is None:
+                import duckdb
+
+                db = duckdb.connect(self.database)
+                db.execute("SET TimeZone = 'UTC'")
+                self._load(db)
+                self._db = db
+            return self._db
+
+    def connect(self) -> Any:
+        return self._base().cursor()
+
+    def _load(self, db: Any) -> None:
+        specs = load_manifest(self.fixtures_dir)
+        for spec in specs.values():
+            source = self._source(spec)
+            if source is None:
+                continue
+            if "." in spec.name:
+                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{spec.name.split(".")[0]}"')
+            db.execute(f"CREATE OR REPLACE TABLE {_qualified(spec.name)} AS {source}")
+            self.tables[spec.name] = int(
+                db.execute(f"SELECT count(*) FROM {_qualified(spec.name)}").fetchone()[0]
+            )
+        if not self.tables:
+            raise ConfigError(
+                f"no fixture files in {self.fixtures_dir}; expected e.g. "
+                + ", ".join(f"{s.file}.json" for s in specs.values())
+            )
+        _log.info(
+            "audit_core.warehouse.fixtures_loaded", path=str(self.fixtures_dir), tables=self.tables
+        )
+
+    def _source(self, spec: TableSpec) -> str | None:
+        """A SELECT over the table's file with every declared column cast to its type."""
+        for suffix in SUFFIXES:
+            path = self.fixtures_dir / f"{spec.file}{suffix}"
+            if path.is_file():
+                break
+        else:
+            return None
+        types = {col: duckdb_type(t) for col, t in spec.columns.items()}
+        if suffix == ".parquet":
+            casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
+            return f"SELECT {casts} FROM read_parquet({_quote_path(path)})"
+        fmt = "array" if suffix == ".json" else "newline_delimited"
+        columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
+        return f"SELECT * FROM read_json({_quote_path(path)}, format='{fmt}', columns={columns})"
+
+    # statements (called on worker threads) -------------------------------------------
+
+    def run(self, conn: Any, sql: str, params: dict[str, Any] | None, want: str) -> Any:
+        prepared = to_duckdb(sql)
+        check_params(sql, prepared.params, params)
+        bound = dict(params) if params else None
+        try:
+            if want == "none":
+                conn.execute(prepared.sql, bound)
+                return None
+            relation = conn.sql(prepared.sql, params=bound)
+            if relation is None:  # a statement without a result (DDL/DML) ran already
+                return None
+            return relation.to_arrow_table()
+        except Exception as exc:
+            raise self.map_error(exc, sql, conn) from None
+
+    def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
+        prepared = to_duckdb(sql)
+        for row in rows:
+            check_params(sql, prepared.params, row)
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(prepared.sql, rows)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            raise self.map_error(exc, sql, conn) from None
+
+    def cancel(self, conn: Any) -> None:
+        conn.interrupt()
+
+    def close(self, conn: Any) -> None:
+        conn.close()
+
+    def shutdown(self) -> None:
+        with self._init_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # errors --------------------------------------------------------------------------
+
+    def classify(self, exc: BaseException) -> Transient | None:
+        return None  # an in-process engine has no transport to retry
+
+    def map_error(self, exc: Exception, sql: str, conn: Any) -> Exception:
+        import duckdb
+
+        if isinstance(exc, QueryError):
+            return exc
+        if isinstance(exc, duckdb.InterruptException):
+            return QueryError("query was cancelled", sql=sql)
+        message = str(exc).split("\n", 1)[0]
+        found = _MISSING_TABLE.search(str(exc))
+        if isinstance(exc, duckdb.CatalogException) and found:
+            known = ", ".join(self.known_tables(conn))
+            name = _as_written(sql, found.group(1))
+            return QueryError(f"unknown table {name}; known tables: {known}", sql=sql)
+        if isinstance(exc, duckdb.Error):
+            return QueryError(f"{type(exc).__name__}: {message}", sql=sql)
+        return exc
+
+    @staticmethod
+    def known_tables(conn: Any) -> list[str]:
+        rows = conn.execute(
+            "SELECT CASE WHEN table_schema = 'main' THEN table_name "
+            "ELSE table_schema || '.' || table_name END FROM information_schema.tables "
+            "ORDER BY 1"
+        ).fetchall()
+        return [r[0] for r in rows]
