@@ -42,6 +42,14 @@ if TYPE_CHECKING:
         restore_workflow_state,
         save_workflow_state,
     )
+    from audit_core.db import (
+        AuditTrail,
+        Flag,
+        FlagStore,
+        TrailVerification,
+        create_all_tables,
+        ensure_schema,
+    )
     from audit_core.llm import (
         AsyncLLMClient,
         CostLedger,
@@ -58,6 +66,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "AuditTrail": "audit_core.db",
+    "Flag": "audit_core.db",
+    "FlagStore": "audit_core.db",
+    "TrailVerification": "audit_core.db",
+    "create_all_tables": "audit_core.db",
+    "ensure_schema": "audit_core.db",
     "query_gold_tables": "audit_core._seed",
     "get_last_audit_timestamp": "audit_core._seed",
     "load_mock_data_from_json": "audit_core._seed",
@@ -104,10 +118,13 @@ __all__ = [
     "AsyncLLMClient",
     "AsyncStateStore",
     "AuditCoreError",
+    "AuditTrail",
     "ConfigError",
     "CostLedger",
     "DatabricksClient",
     "DatabricksConnectionError",
+    "Flag",
+    "FlagStore",
     "FlushReport",
     "LLMAuthError",
     "LLMBudgetExceededError",
@@ -127,6 +144,7 @@ __all__ = [
     "StateManagerError",
     "StateStoreUnavailableError",
     "StoredState",
+    "TrailVerification",
     "Usage",
     "WarehouseError",
     "batch_call_llm",
@@ -135,6 +153,8 @@ __all__ = [
     "check_databricks_health",
     "check_redis_health",
     "configure_logging",
+    "create_all_tables",
+    "ensure_schema",
     "get_last_audit_timestamp",
     "get_logger",
     "get_metrics",

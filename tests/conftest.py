@@ -40,9 +40,11 @@ def policy(clock: FakeClock) -> RetryPolicy:
 from collections.abc import Iterator  # noqa: E402
 
 from tests.services import (  # noqa: E402
+    PostgresServer,
     RedisClusterServers,
     RedisServer,
     missing,
+    postgres_bindir,
     redis_binary,
 )
 
@@ -86,3 +88,18 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (initdb in a temp dir, loopback only)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        missing("PostgreSQL (initdb/postgres)")
+        raise AssertionError("unreachable")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()

@@ -178,3 +178,55 @@ def postgres_bindir() -> Path | None:
         return Path(found).resolve().parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     return Path(candidates[-1]).parent if candidates else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (initdb) on a loopback port, trust auth.
+
+    PostgreSQL refuses to run as root; when the tests run as root, the server runs as
+    the ``postgres`` system user (created by the Debian package).
+    """
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="audit-pg-")
+        self.data = Path(self.dir) / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root and there is no 'postgres' user") from None
+            self.user = "postgres"
+            shutil.chown(self.dir, "postgres")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://audit@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "audit",
+             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, timeout=120, user=self.user,
+        )  # fmt: skip
+        self.proc = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=self.user,
+        )  # fmt: skip
+        self.output = _OutputWatcher(self.proc)
+        self.output.wait_for(b"database system is ready to accept connections", 60)
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.output.thread.join(10)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -200,3 +200,33 @@ async def test_refresh_pricing_from_loopback(server: FakeOpenRouter, policy: Ret
     async with client(server, policy) as llm:
         assert await llm.refresh_pricing() == 4
         assert llm.pricing["openai/gpt-4-turbo"].output_per_mtok == Decimal(30)
+
+
+async def test_every_call_is_recorded_in_the_audit_trail(
+    server: FakeOpenRouter, policy: RetryPolicy
+) -> None:
+    """With trail=, each call (and each failure) lands in the hash-chained trail."""
+    from audit_core import DatabricksClient
+    from audit_core.db import AuditTrail, ensure_schema
+
+    async with DatabricksClient.local(load_fixtures=False, registry=CollectorRegistry()) as wh:
+        await ensure_schema(wh)
+        trail = AuditTrail(wh, "run-llm")
+        async with client(server, policy, trail=trail, max_retries=0) as llm:
+            ok = await llm.complete("hello", agent_name="classifier")
+            server.script(["401"])
+            with pytest.raises(LLMError):
+                await llm.complete("again", agent_name="classifier")
+        await trail.flush()
+        rows = (await wh.query_arrow(
+            "SELECT agent_name, tool_called, llm_model, llm_tokens_used, llm_cost_dollars, error "
+            "FROM audit_trail ORDER BY sequence_number"
+        )).to_pylist()  # fmt: skip
+        assert await trail.verify()
+    assert len(rows) == 2
+    assert rows[0]["agent_name"] == "classifier"
+    assert rows[0]["llm_tokens_used"] == ok.usage.total_tokens > 0
+    assert rows[0]["llm_cost_dollars"] == ok.cost_usd.quantize(Decimal("0.000001"))
+    assert rows[0]["error"] is None
+    assert "LLMAuthError" in rows[1]["error"]
+    assert "hello" not in str(rows)  # prompt text stays out of the trail

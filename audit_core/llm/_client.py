@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from audit_core._settings import Settings
+    from audit_core.db._trail import AuditTrail
 
 __all__ = ["AsyncLLMClient", "LLMResponse", "Message", "Prompt", "Usage"]
 
@@ -174,6 +175,7 @@ class AsyncLLMClient:
         app_url: str | None = None,
         retry_policy: RetryPolicy | None = None,
         budget_completion_reserve: int = C.DEFAULT_BUDGET_COMPLETION_RESERVE,
+        trail: AuditTrail | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -196,6 +198,7 @@ class AsyncLLMClient:
         self._prices: dict[str, ModelPrice] = {**BUILTIN_PRICES, **self._user_prices}
         self._reserve_tokens = budget_completion_reserve
         self.costs = CostLedger(budget)
+        self.trail = trail
         self._metrics = get_metrics(registry)
         policy = retry_policy or RetryPolicy(
             timeout_s=max(timeout_s * 4, C.DEFAULT_RETRY_DEADLINE_S)
@@ -443,11 +446,25 @@ class AsyncLLMClient:
                 request_id=exc.request_id,
                 prompt=fingerprint(payload),
             )
+            if self.trail is not None:
+                await self.trail.record(
+                    agent_name, "llm.complete", llm_model=model_name,
+                    execution_time_ms=(time.perf_counter() - started) * 1000,
+                    error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
             raise
         except BaseException:
             self.costs.release(reservation)
             raise
-        return self._settle(response, agent_name, time.perf_counter() - started, reservation)
+        result = self._settle(response, agent_name, time.perf_counter() - started, reservation)
+        if self.trail is not None:
+            await self.trail.record(
+                agent_name, "llm.complete", llm_model=result.model,
+                llm_tokens_used=result.usage.total_tokens, llm_cost_dollars=result.cost_usd,
+                execution_time_ms=result.latency_s * 1000,
+                output_summary=f"{len(result.text)} chars, finish={result.finish_reason}",
+            )  # fmt: skip
+        return result
 
     def _reserve(
         self, model: str, payload: bytes, n_messages: int, max_tokens: int | None

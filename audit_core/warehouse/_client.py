@@ -54,7 +54,9 @@ class Backend(Protocol):
     name: str
 
     def connect(self) -> Any: ...
-    def run(self, conn: Any, sql: str, params: dict[str, Any] | None, want: str) -> Any: ...
+    def run(
+        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+    ) -> Any: ...
     def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None: ...
     def cancel(self, conn: Any) -> None: ...
     def close(self, conn: Any) -> None: ...
@@ -109,12 +111,17 @@ class DatabricksClient:
 
     @classmethod
     def local(cls, fixtures_dir: str | Path | None = None, **kwargs: Any) -> DatabricksClient:
-        """DuckDB in memory over ``fixtures_dir`` (default: the shipped fixtures)."""
+        """DuckDB over ``fixtures_dir`` (default: the shipped fixtures).
+
+        ``database`` is ``":memory:"`` or a file path; ``load_fixtures=False`` gives an
+        empty database (for flags and the audit trail, say).
+        """
         from audit_core.warehouse._local import LocalBackend
 
-        database = kwargs.pop("database", ":memory:")
+        database = str(kwargs.pop("database", ":memory:"))
+        load = bool(kwargs.pop("load_fixtures", True))
         path = Path(fixtures_dir).expanduser() if fixtures_dir is not None else None
-        return cls(LocalBackend(path, database=database), **kwargs)
+        return cls(LocalBackend(path, database=database, load_fixtures=load), **kwargs)
 
     @classmethod
     def databricks(
@@ -360,13 +367,22 @@ class DatabricksClient:
         return frame
 
     async def execute(
-        self, sql: str, params: Mapping[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        native: bool = False,
     ) -> None:
-        """Run a statement without a result (DDL / DML)."""
+        """Run a statement without a result (DDL / DML).
+
+        ``native=True`` sends SQL already in the backend's own dialect (DuckDB locally)
+        untranslated, as `ensure_schema` does with per-dialect DDL.
+        """
         bound = _check_mapping(params, sql)
         backend = self._backend
         await self._run(
-            "execute", sql, lambda conn: backend.run(conn, sql, bound, "none"), timeout_s
+            "execute", sql, lambda conn: backend.run(conn, sql, bound, "none", native), timeout_s
         )
 
     async def executemany(

@@ -88,7 +88,9 @@ class DatabricksBackend:
         except Exception as exc:
             raise self.map_error(exc, None, None) from None
 
-    def run(self, conn: Any, sql: str, params: dict[str, Any] | None, want: str) -> Any:
+    def run(
+        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+    ) -> Any:
         try:
             cursor = conn.cursor()
         except Exception as exc:

@@ -55,11 +55,18 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, fixtures_dir: Path | None = None, *, database: str = ":memory:") -> None:
+    def __init__(
+        self,
+        fixtures_dir: Path | None = None,
+        *,
+        database: str = ":memory:",
+        load_fixtures: bool = True,
+    ) -> None:
         self.fixtures_dir = Path(fixtures_dir) if fixtures_dir is not None else default_dir()
-        if not self.fixtures_dir.is_dir():
+        if load_fixtures and not self.fixtures_dir.is_dir():
             raise ConfigError(f"fixtures folder {self.fixtures_dir} does not exist")
         self.database = database
+        self.load_fixtures = load_fixtures
         self._db: Any = None
         self._init_lock = threading.Lock()
         self.tables: dict[str, int] = {}
@@ -71,9 +78,17 @@ class LocalBackend:
             if self._db is None:
                 import duckdb
 
-                db = duckdb.connect(self.database)
+                if self.database != ":memory:":
+                    Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    db = duckdb.connect(self.database)
+                except duckdb.Error as exc:
+                    raise ConfigError(
+                        f"cannot open DuckDB database {self.database}: {exc}"
+                    ) from None
                 db.execute("SET TimeZone = 'UTC'")
-                self._load(db)
+                if self.load_fixtures:
+                    self._load(db)
                 self._db = db
             return self._db
 
@@ -119,15 +134,21 @@ class LocalBackend:
 
     # statements (called on worker threads) -------------------------------------------
 
-    def run(self, conn: Any, sql: str, params: dict[str, Any] | None, want: str) -> Any:
-        prepared = to_duckdb(sql)
-        check_params(sql, prepared.params, params)
+    def run(
+        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+    ) -> Any:
+        if native:  # already DuckDB SQL: run as written
+            text = sql
+        else:
+            prepared = to_duckdb(sql)
+            check_params(sql, prepared.params, params)
+            text = prepared.sql
         bound = dict(params) if params else None
         try:
             if want == "none":
-                conn.execute(prepared.sql, bound)
+                conn.execute(text, bound)
                 return None
-            relation = conn.sql(prepared.sql, params=bound)
+            relation = conn.sql(text, params=bound)
             if relation is None:  # a statement without a result (DDL/DML) ran already
                 return None
             return relation.to_arrow_table()
