@@ -52,9 +52,12 @@ if TYPE_CHECKING:
     )
     from audit_core.llm import (
         AsyncLLMClient,
+        Classification,
         CostLedger,
         LLMResponse,
+        MemoryCache,
         ModelPrice,
+        StateStoreCache,
         Usage,
         calculate_cost,
     )
@@ -66,6 +69,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "Classification": "audit_core.llm",
+    "MemoryCache": "audit_core.llm",
+    "StateStoreCache": "audit_core.llm",
     "AuditTrail": "audit_core.db",
     "Flag": "audit_core.db",
     "FlagStore": "audit_core.db",
@@ -119,6 +125,7 @@ __all__ = [
     "AsyncStateStore",
     "AuditCoreError",
     "AuditTrail",
+    "Classification",
     "ConfigError",
     "CostLedger",
     "DatabricksClient",
@@ -134,6 +141,7 @@ __all__ = [
     "LLMResponse",
     "LLMResponseError",
     "LLMTimeoutError",
+    "MemoryCache",
     "ModelPrice",
     "QueryError",
     "QueryTimeoutError",
@@ -142,6 +150,7 @@ __all__ = [
     "Settings",
     "StateConflictError",
     "StateManagerError",
+    "StateStoreCache",
     "StateStoreUnavailableError",
     "StoredState",
     "TrailVerification",

@@ -1,5 +1,7 @@
 """The LLM client, its pricing table and its cost ledger."""
 
+from audit_core.llm._cache import MemoryCache, ResponseCache, StateStoreCache, cache_key
+from audit_core.llm._classify import Classification
 from audit_core.llm._client import AsyncLLMClient, LLMResponse, Usage
 from audit_core.llm._costs import CostLedger
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, calculate_cost
@@ -7,9 +9,14 @@ from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, calculate_cost
 __all__ = [
     "BUILTIN_PRICES",
     "AsyncLLMClient",
+    "Classification",
     "CostLedger",
     "LLMResponse",
+    "MemoryCache",
     "ModelPrice",
+    "ResponseCache",
+    "StateStoreCache",
     "Usage",
+    "cache_key",
     "calculate_cost",
 ]

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -28,6 +28,7 @@ from audit_core.errors import (
     LLMResponseError,
     LLMTimeoutError,
 )
+from audit_core.llm._cache import ResponseCache, cache_key
 from audit_core.llm._costs import CostLedger, Reservation
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_models_listing
 from audit_core.metrics import get_metrics
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from audit_core._settings import Settings
     from audit_core.db._trail import AuditTrail
+    from audit_core.llm._classify import Classification
 
 __all__ = ["AsyncLLMClient", "LLMResponse", "Message", "Prompt", "Usage"]
 
@@ -79,6 +81,14 @@ class LLMResponse:
     finish_reason: str | None
     cached: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _cache_entry(result: LLMResponse) -> dict[str, Any]:
+    return {
+        "text": result.text, "model": result.model, "usage": asdict(result.usage),
+        "cost_usd": str(result.cost_usd), "request_id": result.request_id,
+        "finish_reason": result.finish_reason,
+    }  # fmt: skip
 
 
 def _error(
@@ -176,6 +186,8 @@ class AsyncLLMClient:
         retry_policy: RetryPolicy | None = None,
         budget_completion_reserve: int = C.DEFAULT_BUDGET_COMPLETION_RESERVE,
         trail: AuditTrail | None = None,
+        cache: ResponseCache | None = None,
+        cache_nonzero_temperature: bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -199,6 +211,10 @@ class AsyncLLMClient:
         self._reserve_tokens = budget_completion_reserve
         self.costs = CostLedger(budget)
         self.trail = trail
+        self._cache = cache
+        self.cache_nonzero_temperature = cache_nonzero_temperature
+        self._in_flight: dict[str, asyncio.Future[LLMResponse]] = {}
+        self.escalations: dict[str, int] = {}
         self._metrics = get_metrics(registry)
         policy = retry_policy or RetryPolicy(
             timeout_s=max(timeout_s * 4, C.DEFAULT_RETRY_DEADLINE_S)
@@ -419,7 +435,21 @@ class AsyncLLMClient:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"request body is not JSON-serialisable: {exc}") from None
 
-        reservation = self._reserve(model_name, payload, len(messages), max_tokens)
+        if self._cache is not None and (not temperature or self.cache_nonzero_temperature):
+            return await self._complete_cached(
+                body, payload, model_name, len(messages), max_tokens, agent_name
+            )
+        return await self._send(payload, model_name, len(messages), max_tokens, agent_name)
+
+    async def _send(
+        self,
+        payload: bytes,
+        model_name: str,
+        n_messages: int,
+        max_tokens: int | None,
+        agent_name: str,
+    ) -> LLMResponse:
+        reservation = self._reserve(model_name, payload, n_messages, max_tokens)
         started = time.perf_counter()
         try:
             async with self._semaphore:
@@ -465,6 +495,56 @@ class AsyncLLMClient:
                 output_summary=f"{len(result.text)} chars, finish={result.finish_reason}",
             )  # fmt: skip
         return result
+
+    async def _complete_cached(
+        self,
+        body: Mapping[str, Any],
+        payload: bytes,
+        model_name: str,
+        n_messages: int,
+        max_tokens: int | None,
+        agent_name: str,
+    ) -> LLMResponse:
+        """Serve from the cache, or join an identical request in flight, or send it."""
+        assert self._cache is not None
+        key = cache_key(body)
+        hit = await self._cache.get(key)
+        if hit is not None:
+            return self._replay(hit, agent_name)
+        running = self._in_flight.get(key)
+        if running is not None:  # the same question is being asked right now: ask once
+            original = await asyncio.shield(running)
+            return self._replay(_cache_entry(original), agent_name)
+        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._in_flight[key] = future
+        try:
+            result = await self._send(payload, model_name, n_messages, max_tokens, agent_name)
+        except BaseException as exc:
+            future.set_exception(
+                exc if isinstance(exc, Exception) else LLMError("cancelled", model=model_name)
+            )
+            raise
+        finally:
+            self._in_flight.pop(key, None)
+        future.set_result(result)
+        await self._cache.set(key, _cache_entry(result))
+        return result
+
+    def _replay(self, entry: Mapping[str, Any], agent_name: str) -> LLMResponse:
+        """A cached answer: free, marked cached, and counted as saved in the ledger."""
+        usage = Usage(**entry["usage"])
+        saved = Decimal(entry["cost_usd"])
+        self.costs.record_saving(
+            model=entry["model"], cost=saved, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )  # fmt: skip
+        self._metrics.llm_cache_hits.inc()
+        return LLMResponse(
+            text=entry["text"], model=entry["model"], usage=usage, cost_usd=Decimal(0),
+            cost_source="cache", latency_s=0.0, attempts=0, request_id=entry.get("request_id"),
+            finish_reason=entry.get("finish_reason"), cached=True,
+        )  # fmt: skip
 
     def _reserve(
         self, model: str, payload: bytes, n_messages: int, max_tokens: int | None
@@ -648,6 +728,35 @@ class AsyncLLMClient:
         """Seed-style: `complete` and return just the text."""
         response = await self.complete(prompt, model=model, agent_name=agent_name, **kwargs)
         return response.text
+
+    async def classify(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        labels: Sequence[str],
+        *,
+        instructions: str,
+        agent_name: str,
+        model: str | None = None,
+        batch_size: int = 10,
+        min_confidence: float = 0.6,
+        escalation_model: str | None = None,
+    ) -> list[Classification]:
+        """Classify ``items`` into ``labels``: validated, re-asked once, escalated rarely.
+
+        See `audit_core.llm._classify` for the flow; one result per item, in order.
+        """
+        from audit_core.llm._classify import classify
+
+        return await classify(
+            self, items, labels, instructions=instructions, agent_name=agent_name,
+            model=model, escalation_model=escalation_model, batch_size=batch_size,
+            min_confidence=min_confidence,
+        )  # fmt: skip
+
+    def count_escalation(self, reason: str) -> None:
+        """Count one item escalated to the escalation model (``reason``: why)."""
+        self._metrics.llm_escalations.labels(reason).inc()
+        self.escalations[reason] = self.escalations.get(reason, 0) + 1
 
     async def batch(
         self,

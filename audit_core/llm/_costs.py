@@ -43,6 +43,13 @@ class CostLedger:
         self.completion_tokens = 0
         self.unpriced_calls = 0
         self.unpriced_models: set[str] = set()
+        self.calls_by_model: dict[str, int] = defaultdict(int)
+        self.tokens_by_model: dict[str, int] = defaultdict(int)
+        # What the response cache and in-flight deduplication saved (USD: what the
+        # original answer cost, so an estimate of the repeat's price).
+        self.saved_calls = 0
+        self.saved_tokens = 0
+        self.saved_usd = _ZERO
 
     @property
     def remaining_usd(self) -> Decimal | None:
@@ -94,6 +101,8 @@ class CostLedger:
             self.calls += 1
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
+            self.calls_by_model[model] += 1
+            self.tokens_by_model[model] += prompt_tokens + completion_tokens
             if cost is None:
                 self.unpriced_calls += 1
                 self.unpriced_models.add(model)
@@ -101,6 +110,15 @@ class CostLedger:
             self.total_usd += cost
             self.by_model[model] += cost
             self.by_agent[agent] += cost
+
+    def record_saving(
+        self, *, model: str, cost: Decimal, prompt_tokens: int, completion_tokens: int
+    ) -> None:
+        """Count a call answered from the cache (or a duplicate joined in flight)."""
+        with self._lock:
+            self.saved_calls += 1
+            self.saved_tokens += prompt_tokens + completion_tokens
+            self.saved_usd += cost
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable copy (Decimals as strings, so nothing is rounded)."""
@@ -118,6 +136,13 @@ class CostLedger:
                 "completion_tokens": self.completion_tokens,
                 "unpriced_calls": self.unpriced_calls,
                 "unpriced_models": sorted(self.unpriced_models),
+                "calls_by_model": dict(sorted(self.calls_by_model.items())),
+                "tokens_by_model": dict(sorted(self.tokens_by_model.items())),
+                "saved": {
+                    "calls": self.saved_calls,
+                    "tokens": self.saved_tokens,
+                    "usd": str(self.saved_usd),
+                },
             }
 
     def __repr__(self) -> str:
