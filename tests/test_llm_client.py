@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -162,20 +162,22 @@ async def test_recovers_after_transient_errors(
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({"Retry-After": "3"}, 3.0),
-        ({"retry-after-ms": "1500"}, 1.5),
-        ({"Retry-After": email.utils.formatdate(time.time() + 20, usegmt=True)}, 20.0),
+        (lambda: {"Retry-After": "3"}, 3.0),
+        (lambda: {"retry-after-ms": "1500"}, 1.5),
+        # built when the test runs (not at collection) so the date is 20 s ahead of now
+        (lambda: {"Retry-After": email.utils.formatdate(time.time() + 20, usegmt=True)}, 20.0),
     ],
+    ids=["seconds", "ms", "http-date"],
 )
 async def test_retry_after_forms_are_honoured(
     llm: AsyncLLMClient,
     router: respx.Router,
     clock: FakeClock,
-    headers: dict[str, str],
+    headers: Callable[[], dict[str, str]],
     expected: float,
 ) -> None:
     """Retry-After in seconds, ms and as an HTTP date sets the wait (injected sleep)."""
-    mock_chat_completion(router, BASE, httpx.Response(429, headers=headers), ok())
+    mock_chat_completion(router, BASE, httpx.Response(429, headers=headers()), ok())
     await llm.complete("x")
     assert clock.sleeps[0] == pytest.approx(expected, abs=1.5)
 
