@@ -546,3 +546,29 @@ async def test_event_loop_stays_responsive_under_eight_queries(tmp_path: Path) -
     assert all(len(r) > 10 for r in results)
     assert len(lags) > 5
     assert max(lags) < 0.020, f"loop lagged {max(lags) * 1000:.1f} ms"
+
+
+async def test_executemany_bulk_path_matches_row_by_row(wh: DatabricksClient) -> None:
+    """The set-based INSERT and the row-by-row fallback store the same values."""
+    await wh.execute("CREATE TABLE bulk (id INT, note STRING, amount DECIMAL(18,2), at TIMESTAMP)")
+    at = datetime(2025, 2, 1, 12, tzinfo=UTC)
+    rows = [
+        {"id": i, "note": None if i % 2 else f"n{i}", "amount": Decimal("1.10") * i, "at": at}
+        for i in range(50)
+    ]
+    await wh.executemany("INSERT INTO bulk VALUES (:id, :note, :amount, :at)", rows)
+    mixed = [
+        {"id": 100, "note": "x", "amount": 5, "at": at},
+        {"id": 101, "note": "y", "amount": Decimal("2.50"), "at": at},
+    ]
+    await wh.executemany(
+        "INSERT INTO bulk (id, note, amount, at) VALUES (:id, :note, :amount, :at)", mixed
+    )
+    got = (await wh.query_arrow("SELECT id, note, amount FROM bulk ORDER BY id")).to_pylist()
+    assert len(got) == 52
+    assert got[3] == {"id": 3, "note": None, "amount": Decimal("3.30")}
+    assert got[4] == {"id": 4, "note": "n4", "amount": Decimal("4.40")}
+    assert got[-2:] == [
+        {"id": 100, "note": "x", "amount": Decimal("5.00")},
+        {"id": 101, "note": "y", "amount": Decimal("2.50")},
+    ]

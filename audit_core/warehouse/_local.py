@@ -11,7 +11,7 @@ from audit_core._logging import get_logger
 from audit_core.errors import ConfigError, QueryError
 from audit_core.fixtures import SUFFIXES, TableSpec, default_dir, load_manifest
 from audit_core.retry import Transient
-from audit_core.warehouse._sql import check_params, to_duckdb
+from audit_core.warehouse._sql import bulk_insert_plan, check_params, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
@@ -156,12 +156,31 @@ class LocalBackend:
             raise self.map_error(exc, sql, conn) from None
 
     def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
+        """All rows in one transaction. A plain ``INSERT ... VALUES (:a, :b)`` goes in as
+        one set-based INSERT from an Arrow table (about 10x DuckDB's executemany)."""
         prepared = to_duckdb(sql)
         for row in rows:
             check_params(sql, prepared.params, row)
+        plan = bulk_insert_plan(sql) if len(rows) > 1 else None
+        table = None
+        if plan is not None:
+            import pyarrow as pa
+
+            try:
+                table = pa.table({name: [row[name] for row in rows] for name in plan.params})
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                table = None  # mixed Python types in a column: row by row instead
         try:
             conn.execute("BEGIN")
-            conn.executemany(prepared.sql, rows)
+            if plan is not None and table is not None:
+                view = f"_audit_rows_{threading.get_ident()}"
+                conn.register(view, table)
+                try:
+                    conn.execute(plan.sql.format(view=view))
+                finally:
+                    conn.unregister(view)
+            else:
+                conn.executemany(prepared.sql, rows)
             conn.execute("COMMIT")
         except Exception as exc:
             conn.execute("ROLLBACK")

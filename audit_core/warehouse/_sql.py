@@ -106,3 +106,38 @@ def _default_unix_format() -> Any:
     import sqlglot
 
     return sqlglot.parse_one("unix_timestamp(x)", read="databricks").args.get("format")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkInsert:
+    """``INSERT INTO t (cols) VALUES (:a, :b, ...)`` rewritten to read rows from a view."""
+
+    sql: str  # DuckDB text with ``{view}`` where the rows' relation goes
+    params: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def bulk_insert_plan(sql: str) -> BulkInsert | None:
+    """A set-based plan for a one-row, all-parameter INSERT; None for anything else."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="databricks")
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
+        return None
+    rows = tree.expression.expressions
+    if len(rows) != 1 or not isinstance(rows[0], exp.Tuple):
+        return None
+    values = rows[0].expressions
+    if not values or not all(
+        isinstance(v, exp.Placeholder) and v.name not in ("", "?") for v in values
+    ):
+        return None
+    target = tree.this
+    names = tuple(v.name for v in values)
+    select = ", ".join(exp.to_identifier(n, quoted=True).sql("duckdb") for n in names)
+    return BulkInsert(f"INSERT INTO {target.sql('duckdb')} SELECT {select} FROM {{view}}", names)
