@@ -34,6 +34,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks and rewrite BENCHMARKS.md."""
+    """Run the benchmarks and rewrite BENCHMARKS.md (never fails on a missed target)."""
     session.install("-e", ".[bench]")
+    # LiteLLM is compared only if it installs here (it has heavy native dependencies).
+    session.run(
+        "python", "-m", "pip", "install", "--quiet", "litellm==1.110.2", success_codes=[0, 1]
+    )
     session.run("python", "-m", "benchmarks", *session.posargs)

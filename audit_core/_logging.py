@@ -104,10 +104,21 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a later structlog.configure (the app's, or a test's capture_logs)
+        # must reach loggers that have already been used.
+        cache_logger_on_first_use=False,
     )
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger whose events carry ``logger_name=name``."""
+    """A structlog logger whose events carry ``logger_name=name``.
+
+    If the application has not configured structlog by the time the first audit_core
+    logger is made, audit_core applies its safe default: console lines on **stderr**
+    (never stdout, which belongs to the application), WARNING and above, secrets
+    redacted. `configure_logging` (or the application's own ``structlog.configure``)
+    replaces it at any time.
+    """
+    if not structlog.is_configured():
+        configure_logging(level=logging.WARNING)
     return structlog.get_logger(logger_name=name)

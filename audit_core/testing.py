@@ -329,12 +329,15 @@ def _main() -> None:  # pragma: no cover - used by the benchmarks
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after-s", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     async def run() -> None:
         async with FakeOpenRouter(
-            latency_ms=args.latency_ms, fault_rate=args.fault_rate, port=args.port
-        ) as server:
+            latency_ms=args.latency_ms, fault_rate=args.fault_rate, port=args.port,
+            retry_after_s=args.retry_after_s, seed=args.seed,
+        ) as server:  # fmt: skip
             print(server.url, flush=True)
             await asyncio.Event().wait()
 

@@ -59,3 +59,21 @@ def test_redact_text_and_fingerprint() -> None:
     assert fp["len"] == len("confidential prompt")
     assert len(fp["sha256"]) == 12
     assert "confidential" not in json.dumps(fp)
+
+
+def test_unconfigured_library_logs_to_stderr_with_redaction() -> None:
+    """Without configure_logging, warnings go to stderr (stdout is the app's), redacted."""
+    import subprocess
+    import sys
+
+    code = (
+        "from audit_core._logging import get_logger\n"
+        "log = get_logger('t')\n"
+        "log.info('quiet')\n"
+        "log.warning('loud', authorization='Bearer sk-or-v1-abcdef0123456789')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == ""
+    assert "loud" in out.stderr
+    assert "quiet" not in out.stderr
+    assert "sk-or-v1-abcdef0123456789" not in out.stderr

@@ -27,3 +27,45 @@ async def llm_usage() -> None:
     price = ModelPrice(Decimal("1"), Decimal("2"))
     c: Decimal = calculate_cost("x", 1, 2, pricing={"x": price})
     print(c)
+
+
+async def state_usage() -> None:
+    from audit_core import AsyncStateStore, StoredState
+
+    async with AsyncStateStore("memory://typing") as store:
+        version: int = await store.save("run-1", {"a": 1})
+        state: dict[str, object] = await store.restore("run-1")
+        loaded: StoredState = await store.load("run-1")
+        async with store.lock("run-1", ttl_s=30, wait_s=1):
+            await store.update("run-1", {"b": 2}, expected_version=loaded.version)
+        print(version, state)
+
+
+async def warehouse_usage() -> None:
+    from datetime import datetime
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from audit_core import AuditTrail, DatabricksClient, Flag, FlagStore, ensure_schema
+
+    async with DatabricksClient.local() as wh:
+        df: pd.DataFrame = await wh.query("SELECT 1 AS x WHERE 1 = :one", {"one": 1})
+        table: pa.Table = await wh.query_arrow("SELECT 1")
+        ts: datetime = await wh.get_last_audit_timestamp()
+        ok: bool = await wh.health()
+        n: int = await ensure_schema(wh)
+        trail = AuditTrail(wh, "run-1")
+        seq: int = await trail.record("agent", "tool", llm_cost_dollars=Decimal("0.01"))
+        flags: list[Flag] = await FlagStore(wh).pending(10)
+        print(df, table, ts, ok, n, seq, flags, wh.backend)
+
+
+async def classify_usage() -> None:
+    from audit_core import Classification, MemoryCache
+
+    async with AsyncLLMClient("k", cache=MemoryCache(100)) as llm:
+        out: list[Classification] = await llm.classify(
+            ["x"], ["a", "b"], instructions="i", agent_name="a", batch_size=5
+        )
+        print(out[0].label, out[0].cost_usd)

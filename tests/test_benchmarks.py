@@ -1,0 +1,38 @@
+"""Each benchmark runs once at a tiny size: the benchmark code itself is correct."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "import",
+        "llm_overhead",
+        "llm_batch",
+        "llm_storm",
+        "state",
+        "warehouse",
+        "trail",
+        "classify",
+        "demo",
+    ],
+)
+def test_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, redis_server: object) -> None:
+    out = tmp_path / "BENCH.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", name, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "failed" not in text.split("\n## ", 1)[1].split("\n", 1)[0], proc.stderr[-2000:]
+    assert "| measurement | median |" in text
+    assert "Machine:" in text
