@@ -17,13 +17,13 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 REQUIRE = os.environ.get("AUDIT_REQUIRE_SERVICES") == "1"
 
 
 def missing(what: str) -> None:
     """Skip (or, with AUDIT_REQUIRE_SERVICES=1, fail) for a missing service binary."""
+    import pytest  # here, so the benchmarks can use these servers without pytest installed
+
     message = f"{what} not installed; install it or unset AUDIT_REQUIRE_SERVICES to skip"
     if REQUIRE:
         pytest.fail(message)

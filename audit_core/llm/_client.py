@@ -221,7 +221,8 @@ class AsyncLLMClient:
         )
         self._policy = policy.with_attempts(max_retries + 1)
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._chat_url = f"{self.base_url}/chat/completions"
+        # Parsed once: httpx would otherwise re-parse the URL string on every request.
+        self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")
         self._closed = False
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
 

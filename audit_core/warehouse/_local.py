@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
 
 
+@lru_cache(maxsize=256)
 def duckdb_type(declared: str) -> str:
     """A declared Databricks type (``STRING``, ``DECIMAL(18,2)``...) in DuckDB spelling."""
     from sqlglot import exp
