@@ -81,15 +81,73 @@ def _convert(value: Any, path: str, run_id: str | None) -> Any:
     )
 
 
+def _default(value: Any) -> Any:
+    """json.dumps hook for the non-JSON types in the table above; anything else raises."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("non-finite Decimal")
+        return str(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        items = list(value)
+        with contextlib.suppress(TypeError):
+            items.sort()
+        return items
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(type(value).__name__)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SEQUENCES = frozenset({list, tuple, set, frozenset})
+
+
+def _keys_are_strings(value: Any) -> bool:
+    """True when every mapping key anywhere in ``value`` is a str (json would coerce others).
+
+    Type checks by identity first, so a list of thousands of strings costs one pass.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _SEQUENCES:
+            stack.extend([c for c in item if type(c) not in _SCALARS])
+        elif kind is dict or isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return False
+                if type(child) not in _SCALARS:
+                    stack.append(child)
+        elif isinstance(item, Enum):
+            stack.append(item.value)
+    return True
+
+
 def encode_state(state: Mapping[str, Any], *, run_id: str | None = None, max_bytes: int) -> bytes:
-    """The state as compact UTF-8 JSON, or `StateManagerError` naming what is wrong."""
+    """The state as compact UTF-8 JSON, or `StateManagerError` naming what is wrong.
+
+    The C encoder does the work; the path-naming walker runs only to explain a failure.
+    """
     if not isinstance(state, Mapping):
         raise StateManagerError(
             f"state must be a mapping, got {type(state).__name__}", run_id=run_id
         )
-    data = json.dumps(
-        _convert(state, "state", run_id), separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    try:
+        if not _keys_are_strings(state):
+            raise TypeError("non-string key")
+        text = json.dumps(
+            state, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+        )
+    except (TypeError, ValueError, RecursionError):
+        _convert(state, "state", run_id)  # raises StateManagerError naming the path
+        raise StateManagerError("state cannot be stored as JSON", run_id=run_id) from None
+    data = text.encode()
     if len(data) > max_bytes:
         raise StateManagerError(
             f"state is {len(data):,} bytes encoded, over the store's limit of {max_bytes:,}",

@@ -64,8 +64,11 @@ _IN_WRITE_THROUGH: ContextVar[bool] = ContextVar("audit_state_in_write_through",
 # KEYS[1] state key. ARGV: mode ('any' | 'eq' | 'newer'), expected version (for 'eq'),
 # state JSON, updated_at (fixed-width UTC, so it compares as text), ttl seconds.
 # Returns {1, new_version} when written, {0, current_version} when the condition failed.
+# Reads only the envelope's head (GETRANGE), not the whole state: version and updated_at
+# sit in its first bytes, so a 100 KB state is not copied into Lua just to be replaced.
 _WRITE_LUA = """
-local cur = redis.call('GET', KEYS[1])
+local cur = redis.call('GETRANGE', KEYS[1], 0, 79)
+if cur == '' then cur = false end
 local v = 0
 local at = ''
 if cur then
