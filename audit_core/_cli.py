@@ -138,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `audit-core ... | head`: the reader left; exit quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (AuditCoreError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
@@ -255,7 +260,9 @@ async def _query(args: argparse.Namespace, settings: Settings) -> int:
     async with DatabricksClient.from_settings(settings) as wh:
         df = await wh.query(args.sql, params or None)
     if args.format == "csv":
-        sys.stdout.write(df.to_csv(index=False))
+        step = 50_000  # stream in slices: a huge result never becomes one giant string
+        for start in range(0, max(len(df), 1), step):
+            df.iloc[start : start + step].to_csv(sys.stdout, index=False, header=start == 0)
     elif args.format == "json":
         print(df.to_json(orient="records", date_format="iso", default_handler=str))
     else:

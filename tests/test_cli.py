@@ -193,6 +193,22 @@ def test_query_formats_and_params(tmp_path: Path) -> None:
     assert csv.stdout.split() == ["card_id", "CARD-005"]
 
 
+def test_reader_that_leaves_early_is_not_an_error(tmp_path: Path) -> None:
+    # `audit-core query ... | head -1`: no traceback, the shell's SIGPIPE status
+    with subprocess.Popen(
+        [*CLI, "query", "SELECT * FROM range(2000000)", "--format", "csv"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.readline() == b"range\n"
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141, stderr
+    assert "Traceback" not in stderr
+    assert "BrokenPipe" not in stderr
+
+
 def test_init_db_prints_and_applies(tmp_path: Path) -> None:
     printed = run("init-db", "--dialect", "databricks", cwd=tmp_path)
     assert printed.returncode == 0
