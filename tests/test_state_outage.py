@@ -91,6 +91,25 @@ async def test_degrade_mode_buffers_and_writes_through_after_restart(
         assert done["summary"] == {"flags": 0}
 
 
+async def test_fallback_read_is_what_was_stored_not_what_the_caller_changed_since(
+    own_redis_server: RedisServer, clock: FakeClock
+) -> None:
+    """The outage fallback serves the last state as stored, even if the caller has since
+    mutated the dict it saved or the dict it restored."""
+    async with make_store(own_redis_server, clock) as store:
+        saved = {"step": 1, "found": ["TXN001"]}
+        await store.save("run-s", saved)
+        saved["found"].append("not saved")
+        await store.save("run-r", {"step": 7})
+        restored = await store.restore("run-r")
+        restored["step"] = 99
+        own_redis_server.stop()
+        assert await store.restore("run-s") == {"step": 1, "found": ["TXN001"]}
+        assert await store.restore("run-r") == {"step": 7}
+        assert store.degraded
+        assert (await store.load("run-r")).version == 1
+
+
 async def test_next_operation_writes_through_without_flush(
     own_redis_server: RedisServer, clock: FakeClock
 ) -> None:

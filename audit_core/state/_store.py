@@ -127,6 +127,27 @@ class StoredState:
 
 
 @dataclass(frozen=True, slots=True)
+class _Seen:
+    """What this process last wrote or read of a run, for the degraded-mode fallback.
+
+    Kept as bytes and decoded only when that fallback is read: a save costs no decode, and
+    a caller mutating the dict it saved or restored cannot change what is kept here.
+    """
+
+    version: int
+    updated_at: str | None
+    raw: bytes  # the state's JSON; with stored=True the whole stored value (envelope)
+    stored: bool = False
+
+    def view(self, run_id: str) -> StoredState:
+        if self.stored:
+            state = decode_envelope(self.raw, run_id=run_id).state
+        else:
+            state = json.loads(self.raw)
+        return StoredState(state, self.version, self.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """One run as `AsyncStateStore.list_runs` reports it."""
 
@@ -238,7 +259,7 @@ class AsyncStateStore:
         self._next_probe = 0.0
         self._pending: dict[str, list[_Op]] = {}
         self._flush_lock = asyncio.Lock()
-        self._recent: OrderedDict[str, StoredState] = OrderedDict()
+        self._recent: OrderedDict[str, _Seen] = OrderedDict()
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -422,23 +443,24 @@ class AsyncStateStore:
         _log.info("audit_core.state.recovered", url=self.url, pending_runs=len(self._pending))
         return await self._write_through()
 
-    def _remember(self, run_id: str, stored: StoredState) -> None:
-        self._recent[run_id] = stored
+    def _remember(self, run_id: str, seen: _Seen) -> None:
+        self._recent[run_id] = seen
         self._recent.move_to_end(run_id)
         while len(self._recent) > _RECENT_RUNS:
             self._recent.popitem(last=False)
 
     def _local_view(self, run_id: str) -> StoredState:
-        return self._recent.get(run_id) or StoredState({}, 0, None)
+        seen = self._recent.get(run_id)
+        return seen.view(run_id) if seen else StoredState({}, 0, None)
 
-    def _buffer(self, run_id: str, op: _Op, new_state: dict[str, Any] | None) -> int:
+    def _buffer(self, run_id: str, op: _Op, state_json: bytes | None) -> int:
         self._pending.setdefault(run_id, []).append(op)
-        base = self._local_view(run_id)
-        version = base.version + 1
-        if new_state is None:
+        base = self._recent.get(run_id)
+        version = (base.version if base else 0) + 1
+        if state_json is None:
             self._recent.pop(run_id, None)
         else:
-            self._remember(run_id, StoredState(new_state, version, op.at))
+            self._remember(run_id, _Seen(version, op.at, state_json))
         self._metrics.state_ops.labels(op.kind, "buffered").inc()
         return version
 
@@ -462,9 +484,8 @@ class AsyncStateStore:
         if raw is None:
             return StoredState({}, 0, None)
         env: Envelope = decode_envelope(raw, run_id=run_id)
-        stored = StoredState(env.state, env.version, env.updated_at)
-        self._remember(run_id, stored)
-        return stored
+        self._remember(run_id, _Seen(env.version, env.updated_at, raw, stored=True))
+        return StoredState(env.state, env.version, env.updated_at)
 
     async def restore(self, run_id: str) -> dict[str, Any]:
         """The run's saved state, exactly as saved; ``{}`` when there is none."""
@@ -508,8 +529,8 @@ class AsyncStateStore:
             if self.on_unavailable == "raise":
                 raise self._unavailable("save", exc) from None
             self._enter_degraded("save", exc)
-            return self._buffer(run_id, _Op("save", data, ttl, at), json.loads(data))
-        self._remember(run_id, StoredState(json.loads(data), version, at))
+            return self._buffer(run_id, _Op("save", data, ttl, at), data)
+        self._remember(run_id, _Seen(version, at, data))
         return version
 
     def _lock_for(self, run_id: str) -> asyncio.Lock:
@@ -569,7 +590,7 @@ class AsyncStateStore:
             at = _now_text(self._now())
             if self._degraded:
                 kind: Literal["merge", "call"] = "merge" if isinstance(changes, Mapping) else "call"
-                return self._buffer(run_id, _Op(kind, changes, ttl, at), new_state)
+                return self._buffer(run_id, _Op(kind, changes, ttl, at), data)
             try:
                 written, version = await self._write(
                     "update",
@@ -585,9 +606,9 @@ class AsyncStateStore:
                     raise self._unavailable("update", exc) from None
                 self._enter_degraded("update", exc)
                 kind = "merge" if isinstance(changes, Mapping) else "call"
-                return self._buffer(run_id, _Op(kind, changes, ttl, at), new_state)
+                return self._buffer(run_id, _Op(kind, changes, ttl, at), data)
             if written:
-                self._remember(run_id, StoredState(new_state, version, at))
+                self._remember(run_id, _Seen(version, at, data))
                 return version
             self._metrics.state_ops.labels("update", "conflict").inc()
             if expected_version is not None:
