@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks the code")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
-    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument(
+        "--only", nargs="*", choices=list(FULL), metavar="NAME",
+        help=f"run only these benchmarks: {', '.join(FULL)}",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     table = QUICK if args.quick else FULL
     names = args.only or list(table)
