@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -572,3 +574,36 @@ async def test_executemany_bulk_path_matches_row_by_row(wh: DatabricksClient) ->
         {"id": 100, "note": "x", "amount": Decimal("5.00")},
         {"id": 101, "note": "y", "amount": Decimal("2.50")},
     ]
+
+
+def test_first_query_imports_pandas_off_the_event_loop(tmp_path: Path) -> None:
+    """The ~200 ms pandas import (and every DataFrame conversion) runs on a worker thread,
+    so the first query() does not stall other coroutines on the loop."""
+    code = """
+import asyncio, sys, threading
+
+seen = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            seen.append(threading.current_thread().name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+from audit_core import DatabricksClient
+
+async def main():
+    async with DatabricksClient.local() as wh:
+        frame = await wh.query("SELECT count(*) AS n FROM gold.recent_transactions")
+    print(int(frame["n"][0]), seen[0])
+
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    rows, thread = out.stdout.split()
+    assert int(rows) > 0
+    assert thread.startswith("audit-warehouse"), thread

@@ -363,7 +363,11 @@ class DatabricksClient:
         ``datetime64``.
         """
         table = await self.query_arrow(sql, params, timeout_s=timeout_s)
-        frame: pd.DataFrame = table.to_pandas()
+        # On a worker thread: the first call imports pandas (~200 ms) and a big result
+        # takes a while to convert; neither may stall the event loop.
+        frame: pd.DataFrame = await asyncio.get_running_loop().run_in_executor(
+            self._pool, table.to_pandas
+        )
         return frame
 
     async def execute(
