@@ -52,27 +52,22 @@ def state(round_trips: int = 2000, repeats: int = 3) -> Section:
                         await store.restore("bench")
                     return (time.perf_counter() - t0) / round_trips * 1e6
 
-            async def raw(payload: bytes = payload) -> float:
+            async def raw(
+                with_json: bool, payload: bytes = payload, state_doc: dict[str, Any] = state_doc
+            ) -> float:
+                """SET+GET of the same bytes; with_json: what a user would write instead,
+                json.dumps + SET, GET + json.loads."""
                 client = aioredis.from_url(server.url)
                 try:
                     await client.set("raw", payload)
                     t0 = time.perf_counter()
                     for _ in range(round_trips):
-                        await client.set("raw", payload, ex=86400)
-                        await client.get("raw")
-                    return (time.perf_counter() - t0) / round_trips * 1e6
-                finally:
-                    await client.aclose()
-
-            async def raw_json(state_doc: dict[str, Any] = state_doc) -> float:
-                """What a user would write instead: json.dumps + SET, GET + json.loads."""
-                client = aioredis.from_url(server.url)
-                try:
-                    await client.set("raw", json.dumps(state_doc))
-                    t0 = time.perf_counter()
-                    for _ in range(round_trips):
-                        await client.set("raw", json.dumps(state_doc), ex=86400)
-                        json.loads(await client.get("raw"))
+                        if with_json:
+                            await client.set("raw", json.dumps(state_doc), ex=86400)
+                            json.loads(await client.get("raw"))
+                        else:
+                            await client.set("raw", payload, ex=86400)
+                            await client.get("raw")
                     return (time.perf_counter() - t0) / round_trips * 1e6
                 finally:
                     await client.aclose()
@@ -80,8 +75,8 @@ def state(round_trips: int = 2000, repeats: int = 3) -> Section:
             a, b, c = [], [], []
             for _ in range(repeats):  # interleaved, so all three see the same machine
                 a.append(asyncio.run(ours()))
-                b.append(asyncio.run(raw()))
-                c.append(asyncio.run(raw_json()))
+                b.append(asyncio.run(raw(with_json=False)))
+                c.append(asyncio.run(raw(with_json=True)))
             label = f"{size // 1024} KB"
             fa = section.add(f"audit_core save+restore, {label}", a, "us/round trip")
             fb = section.add(f"raw redis-py SET+GET of the same bytes, {label}", b, "us/round trip")
