@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from audit_core import _constants as C
 from audit_core.errors import ConfigError
 
-__all__ = ["Settings", "redact_url"]
+__all__ = ["Settings", "redact_url", "resolve_settings"]
 
 _SECRET_FIELDS = frozenset({"databricks_token", "openrouter_api_key"})
 _URL_FIELDS = frozenset({"redis_url"})
@@ -172,6 +172,11 @@ class Settings:
             state_ttl_s=ttl or C.DEFAULT_STATE_TTL_S,
             log_format=log_format,  # type: ignore[arg-type]
         )
+
+
+def resolve_settings(settings: Settings | None) -> Settings:
+    """``settings``, or ``Settings.from_env()`` when none is given (every ``from_settings``)."""
+    return Settings.from_env() if settings is None else settings
 
 
 def _int(raw: str | None, name: str) -> int | None:

@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient
 from audit_core.db import AuditTrail, FlagStore, ensure_schema
-from audit_core.db._flags import InvalidFlagError
-from audit_core.db._trail import AuditTrailError
+from audit_core.errors import AuditTrailError, InvalidFlagError
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from audit_core.db.schemas import FLAG_STATUSES, SEVERITIES
-from audit_core.errors import AuditCoreError
+from audit_core.errors import InvalidFlagError
 
 if TYPE_CHECKING:
     from audit_core.warehouse import DatabricksClient
@@ -21,10 +21,6 @@ _INSERT_COLUMNS = (
     "flag_id", "audit_run_id", "transaction_id", "rule", "severity", "confidence", "title",
     "description", "amount", "evidence", "detected_by", "status", "created_at",
 )  # fmt: skip
-
-
-class InvalidFlagError(AuditCoreError, ValueError):
-    """A flag (or a review of one) was rejected before anything was written."""
 
 
 @dataclass(frozen=True, slots=True)

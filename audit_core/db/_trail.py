@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from audit_core._logging import get_logger
-from audit_core.errors import AuditCoreError
+from audit_core.errors import AuditTrailError
 
 if TYPE_CHECKING:
     from audit_core.warehouse import DatabricksClient
@@ -46,10 +46,6 @@ _HASHED = COLUMNS[:-2]
 _COST_PLACES = Decimal("0.000001")
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class AuditTrailError(AuditCoreError):
-    """A trail entry was invalid, or the trail could not be written."""
 
 
 @dataclass(frozen=True, slots=True)

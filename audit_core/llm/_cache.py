@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from audit_core._logging import get_logger
+from audit_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from audit_core.state import AsyncStateStore
@@ -40,7 +41,7 @@ class MemoryCache:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+            raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
         self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
 

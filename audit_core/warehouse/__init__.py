@@ -1,5 +1,6 @@
 """The warehouse: Databricks SQL in production, DuckDB over fixtures locally."""
 
-from audit_core.warehouse._client import DatabricksClient, QueryTimeoutError
+from audit_core.errors import QueryTimeoutError
+from audit_core.warehouse._client import DatabricksClient
 
 __all__ = ["DatabricksClient", "QueryTimeoutError"]

@@ -26,6 +26,7 @@ from audit_core.errors import (
     ConfigError,
     DatabricksConnectionError,
     QueryError,
+    QueryTimeoutError,
     WarehouseError,
 )
 from audit_core.metrics import get_metrics
@@ -44,10 +45,6 @@ DEFAULT_LAST_AUDIT = datetime(2025, 1, 1, tzinfo=UTC)
 LAST_AUDIT_SQL = (
     "SELECT max(completed_at) AS last_completed FROM {table} WHERE status = 'completed'"
 )
-
-
-class QueryTimeoutError(QueryError):
-    """A statement ran past its ``timeout_s`` and was cancelled."""
 
 
 class Backend(Protocol):
