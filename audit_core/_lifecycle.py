@@ -80,8 +80,7 @@ class AsyncLifecycle:
         # Only an instance that was used and owns connections can leak anything.
         if self._owns_resources and self._state is ClientState.OPEN:
             _warn(
-                f"unclosed {type(self).__name__}: call 'await client.aclose()' or use "
-                "'async with'",
+                f"unclosed {type(self).__name__}: call 'await client.aclose()' or use 'async with'",
                 ResourceWarning,
                 stacklevel=2,
                 source=self,

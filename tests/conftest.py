@@ -7,21 +7,7 @@ import shutil
 import pytest
 
 from audit_core.retry import RetryPolicy
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the policy 'sleeps'."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from audit_core.testing import FakeClock
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ from audit_core import (
     calculate_cost,
 )
 from audit_core.retry import RetryPolicy
-from audit_core.testing import chat_completion_body, mock_chat_completion
-from tests.conftest import FakeClock
+from audit_core.testing import FakeClock, chat_completion_body, mock_chat_completion
 
 BASE = "https://llm.test/api/v1"
 KEY = "sk-or-v1-unit-test-secret-key"

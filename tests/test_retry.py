@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from audit_core import ConfigError, get_metrics
 from audit_core.errors import LLMError
 from audit_core.retry import RetryPolicy, Transient, parse_retry_after, set_testing
-from tests.conftest import FakeClock
+from audit_core.testing import FakeClock
 
 
 class Flaky(Exception):

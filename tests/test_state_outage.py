@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from audit_core import AsyncStateStore, StateStoreUnavailableError
 from audit_core.retry import RetryPolicy
-from tests.conftest import FakeClock
+from audit_core.testing import FakeClock
 from tests.services import RedisServer
 
 

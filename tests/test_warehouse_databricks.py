@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient, DatabricksConnectionError, QueryError, Settings
 from audit_core.retry import RetryPolicy
-from tests.conftest import FakeClock
+from audit_core.testing import FakeClock
 
 
 class Error(Exception):

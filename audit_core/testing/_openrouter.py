@@ -342,7 +342,3 @@ def _main() -> None:  # pragma: no cover - used by the benchmarks
             await asyncio.Event().wait()
 
     asyncio.run(run())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _main()
