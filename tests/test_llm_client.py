@@ -12,7 +12,6 @@ import httpx
 import pytest
 import respx
 from prometheus_client import CollectorRegistry
-from structlog.testing import capture_logs
 
 from audit_core import (
     AsyncLLMClient,
@@ -27,7 +26,7 @@ from audit_core import (
     calculate_cost,
 )
 from audit_core.retry import RetryPolicy
-from audit_core.testing import FakeClock, chat_completion_body, mock_chat_completion
+from audit_core.testing import FakeClock, capture_logs, chat_completion_body, mock_chat_completion
 
 BASE = "https://llm.test/api/v1"
 KEY = "sk-or-v1-unit-test-secret-key"

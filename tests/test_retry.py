@@ -7,12 +7,11 @@ import random
 
 import pytest
 from prometheus_client import CollectorRegistry
-from structlog.testing import capture_logs
 
 from audit_core import ConfigError, get_metrics
 from audit_core.errors import LLMError
 from audit_core.retry import RetryPolicy, Transient, parse_retry_after, set_testing
-from audit_core.testing import FakeClock
+from audit_core.testing import FakeClock, capture_logs
 
 
 class Flaky(Exception):

@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
-from structlog.testing import capture_logs
 
 from audit_core import AsyncStateStore, StateStoreUnavailableError
 from audit_core.retry import RetryPolicy
-from audit_core.testing import FakeClock
+from audit_core.testing import FakeClock, capture_logs
 from tests.services import RedisServer
 
 

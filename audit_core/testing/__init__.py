@@ -10,6 +10,7 @@ async with FakeOpenRouter(latency_ms=20, fault_rate=0.1) as server:
 ```
 """
 
+from audit_core._logging import capture_logs
 from audit_core.testing._clock import FakeClock
 from audit_core.testing._openrouter import (
     FakeOpenRouter,
@@ -22,6 +23,7 @@ __all__ = [
     "FakeClock",
     "FakeOpenRouter",
     "ServerStats",
+    "capture_logs",
     "chat_completion_body",
     "mock_chat_completion",
 ]
