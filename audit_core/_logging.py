@@ -46,6 +46,7 @@ _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
 REDACTED = "***"
 ROOT = "audit_core"
 _EVENT_ATTR = "audit_core_event"
+_HEAD = frozenset({"event", "log_level", "logger_name"})
 
 
 def redact_text(text: str) -> str:
