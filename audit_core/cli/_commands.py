@@ -1,0 +1,213 @@
+"""The command handlers: ``async def handler(args, settings) -> exit code``.
+
+Each is wired to its subcommand by `audit_core.cli._main.build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit_core._settings import Settings
+from audit_core.errors import AuditCoreError, ConfigError
+
+DEMO_STEPS = ("lock", "load", "checks", "llm")
+
+
+async def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core._demo import Interrupted, Progress, render, report_json, run_demo
+
+    if args.rows is not None and args.rows < 10:
+        raise ConfigError(f"--rows must be at least 10, got {args.rows}")
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    try:
+        report = await run_demo(
+            settings,
+            out_dir=args.out,
+            rows=args.rows,
+            resume=args.resume,
+            stop_after=args.stop_after,
+            progress=Progress(sys.stderr),
+        )
+    except Interrupted as stop:
+        print(f"interrupted after step {stop}; continue with --resume", file=sys.stderr)
+        return 130
+    print(report_json(report) if args.json else render(report))
+    return 0 if report.trail_ok else 1
+
+
+async def doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.state import AsyncStateStore
+    from audit_core.warehouse import DatabricksClient
+
+    print("configuration")
+    for key, value in settings.redacted().items():
+        print(f"  {key:<28} {value if value is not None else '-'}")
+    print("services")
+    failed = False
+
+    async def check(name: str, coro: Any) -> None:
+        nonlocal failed
+        try:
+            status, detail = await asyncio.wait_for(coro, args.timeout)
+        except TimeoutError:
+            status, detail = "FAIL", f"no answer in {args.timeout:g}s"
+        except (AuditCoreError, OSError) as exc:
+            status, detail = "FAIL", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        failed = failed or status == "FAIL"
+        print(f"  {name:<12} {status:<5} {detail}")
+
+    async def warehouse() -> tuple[str, str]:
+        async with DatabricksClient.from_settings(settings) as wh:
+            ok = await wh.health()
+            return ("OK" if ok else "FAIL"), f"{wh.backend} warehouse"
+
+    async def state() -> tuple[str, str]:
+        async with AsyncStateStore.from_settings(settings, on_unavailable="raise") as store:
+            ok = await store.health()
+            durable = "" if store.durable else " (embedded, not durable)"
+            return ("OK" if ok else "FAIL"), f"{store.url}{durable}"
+
+    async def llm() -> tuple[str, str]:
+        if not settings.openrouter_api_key:
+            return "SKIP", "no OPENROUTER_API_KEY: the LLM stage will be skipped"
+        from audit_core.llm import AsyncLLMClient
+
+        async with AsyncLLMClient.from_settings(settings, max_retries=0) as client:
+            models = await client.refresh_pricing()
+            return "OK", f"{settings.llm_base_url} ({models} models priced)"
+
+    await check("warehouse", warehouse())
+    await check("state", state())
+    await check("llm", llm())
+    return 1 if failed else 0
+
+
+async def fixtures_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.fixtures import generate
+
+    out = await asyncio.to_thread(generate, args.rows, args.seed, args.out)
+    print(f"wrote {args.rows:,} transactions and matching tables to {out}")
+    return 0
+
+
+def _param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--param must look like NAME=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.lstrip(":"), value
+
+
+async def query(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.warehouse import DatabricksClient
+
+    params = dict(_param(p) for p in args.param)
+    async with DatabricksClient.from_settings(settings) as wh:
+        df = await wh.query(args.sql, params or None)
+    if args.format == "csv":
+        step = 50_000  # stream in slices: a huge result never becomes one giant string
+        for start in range(0, max(len(df), 1), step):
+            df.iloc[start : start + step].to_csv(sys.stdout, index=False, header=start == 0)
+    elif args.format == "json":
+        print(df.to_json(orient="records", date_format="iso", default_handler=str))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.width", 200):
+            print(df.to_string(index=False) if len(df) else "(no rows)")
+    return 0
+
+
+async def init_db(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db.schemas import create_all_tables, ddl, ensure_schema
+
+    statements = ddl(args.dialect)
+    if not args.apply:
+        print(";\n\n".join(statements) + ";")
+        return 0
+    if args.dialect == "postgres":
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError(
+                "--apply for postgres needs psycopg: pip install 'psycopg[binary]'"
+            ) from None
+        try:
+            with psycopg.connect(args.apply, autocommit=True) as conn, conn.cursor() as cur:
+                n = create_all_tables(cur, "postgres")
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot apply to PostgreSQL: {type(exc).__name__}") from None
+    elif args.dialect == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(args.apply)
+        try:
+            n = create_all_tables(con.cursor(), "duckdb")
+        finally:
+            con.close()
+    else:
+        from audit_core.warehouse import DatabricksClient
+
+        async with DatabricksClient.from_settings(settings) as wh:
+            if wh.backend != "databricks":
+                raise ConfigError("databricks DDL needs DATABRICKS_HOST and ENVIRONMENT=production")
+            n = await ensure_schema(wh)
+    print(f"applied {n} statements ({args.dialect})")
+    return 0
+
+
+def _results(out: Path) -> Any:
+    from audit_core.warehouse import DatabricksClient
+
+    path = out / "audit.duckdb"
+    if not path.is_file():
+        raise ConfigError(f"no results database at {path}; run `audit-core demo` first")
+    return DatabricksClient.local(database=str(path), load_fixtures=False)
+
+
+async def flags(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db import FlagStore
+
+    async with _results(args.out) as wh:
+        store = FlagStore(wh)
+        found = await store.find(
+            status="pending" if args.pending else None, limit=args.limit, audit_run_id=args.run
+        )
+    if not found:
+        print("(no flags)")
+    for f in found:
+        amount = f"{f.amount:>12}" if f.amount is not None else " " * 12
+        print(
+            f"{f.severity:<8} {f.rule:<20} {f.transaction_id or '-':<14} {amount}  "
+            f"{f.status:<9} {f.title}"
+        )
+    return 0
+
+
+async def trail_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db import AuditTrail
+
+    async with _results(args.out) as wh:
+        exists = await wh.query_arrow(
+            "SELECT count(*) FROM audit_trail WHERE audit_run_id = :run", {"run": args.run_id}
+        )
+        if exists.column(0)[0].as_py() == 0:
+            raise ConfigError(f"no audit trail for run {args.run_id!r}")
+        trail = AuditTrail(wh, args.run_id)
+        result = await trail.verify()
+    if result.ok:
+        print(f"ok: {result.rows} entries, hash chain intact")
+        return 0
+    print(f"FAILED at entry {result.first_bad_sequence}: {result.problem}")
+    return 1
