@@ -7,169 +7,154 @@ pyarrow, duckdb, sqlglot, fakeredis, databricks) load on first use of a name.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from audit_core._settings import Settings
+from audit_core import errors as _errors
+from audit_core._settings import Settings as Settings
 from audit_core.errors import (
-    AuditCoreError,
-    ConfigError,
-    DatabricksConnectionError,
-    LLMAuthError,
-    LLMBudgetExceededError,
-    LLMError,
-    LLMInsufficientCreditsError,
-    LLMRateLimitError,
-    LLMResponseError,
-    LLMTimeoutError,
-    QueryError,
-    StateConflictError,
-    StateManagerError,
-    StateStoreUnavailableError,
-    WarehouseError,
+    AuditCoreError as AuditCoreError,
+    AuditTrailError as AuditTrailError,
+    ClientClosedError as ClientClosedError,
+    ConfigError as ConfigError,
+    DatabricksConnectionError as DatabricksConnectionError,
+    InvalidFlagError as InvalidFlagError,
+    LLMAuthError as LLMAuthError,
+    LLMBudgetExceededError as LLMBudgetExceededError,
+    LLMConnectionError as LLMConnectionError,
+    LLMContentFilterError as LLMContentFilterError,
+    LLMError as LLMError,
+    LLMInsufficientCreditsError as LLMInsufficientCreditsError,
+    LLMModerationError as LLMModerationError,
+    LLMRateLimitError as LLMRateLimitError,
+    LLMResponseError as LLMResponseError,
+    LLMTimeoutError as LLMTimeoutError,
+    QueryError as QueryError,
+    QueryTimeoutError as QueryTimeoutError,
+    ReadOnlyViolationError as ReadOnlyViolationError,
+    StateConflictError as StateConflictError,
+    StateEncodingError as StateEncodingError,
+    StateLockLostError as StateLockLostError,
+    StateManagerError as StateManagerError,
+    StateStoreUnavailableError as StateStoreUnavailableError,
+    TrailVerificationError as TrailVerificationError,
+    UnsupportedQueryError as UnsupportedQueryError,
+    WarehouseError as WarehouseError,
 )
 
 if TYPE_CHECKING:
-    from audit_core._logging import configure_logging, get_logger
-    from audit_core._seed import (
-        batch_call_llm,
-        call_llm,
-        check_databricks_health,
-        check_redis_health,
-        get_last_audit_timestamp,
-        load_mock_data_from_json,
-        mark_audit_complete,
-        query_gold_tables,
-        restore_workflow_state,
-        save_workflow_state,
-    )
+    from audit_core._logging import configure_logging as configure_logging, get_logger as get_logger
     from audit_core.db import (
-        AuditTrail,
-        Flag,
-        FlagStore,
-        TrailVerification,
-        create_all_tables,
-        ensure_schema,
+        AuditTrail as AuditTrail,
+        Flag as Flag,
+        FlagStore as FlagStore,
+        TrailVerification as TrailVerification,
+        create_all_tables as create_all_tables,
+        ensure_schema as ensure_schema,
     )
     from audit_core.llm import (
-        AsyncLLMClient,
-        Classification,
-        CostLedger,
-        LLMResponse,
-        MemoryCache,
-        ModelPrice,
-        StateStoreCache,
-        Usage,
-        calculate_cost,
+        AsyncLLMClient as AsyncLLMClient,
+        Classification as Classification,
+        CostLedger as CostLedger,
+        LLMResponse as LLMResponse,
+        MemoryCache as MemoryCache,
+        ModelPrice as ModelPrice,
+        StateStoreCache as StateStoreCache,
+        Usage as Usage,
+        calculate_cost as calculate_cost,
     )
-    from audit_core.metrics import get_metrics
-    from audit_core.retry import RetryPolicy
-    from audit_core.state import AsyncStateStore, FlushReport, RunInfo, StoredState
-    from audit_core.warehouse import DatabricksClient, QueryTimeoutError
+    from audit_core.metrics import get_metrics as get_metrics
+    from audit_core.retry import RetryPolicy as RetryPolicy
+    from audit_core.state import (
+        AsyncStateStore as AsyncStateStore,
+        FlushReport as FlushReport,
+        RunInfo as RunInfo,
+        StoredState as StoredState,
+    )
+    from audit_core.warehouse import DatabricksClient as DatabricksClient
 
-__version__ = "0.1.0"
-
-_LAZY: dict[str, str] = {
+# The one table of the public surface: name -> the module that defines it. It drives the
+# lazy imports below and `__all__`; tests/test_exported_members.py pins it.
+_PUBLIC: dict[str, str] = {
+    **{name: "audit_core.errors" for name in _errors.__all__},
+    "Settings": "audit_core._settings",
+    "configure_logging": "audit_core._logging",
+    "get_logger": "audit_core._logging",
+    "get_metrics": "audit_core.metrics",
+    "RetryPolicy": "audit_core.retry",
+    "AsyncLLMClient": "audit_core.llm",
     "Classification": "audit_core.llm",
+    "CostLedger": "audit_core.llm",
+    "LLMResponse": "audit_core.llm",
     "MemoryCache": "audit_core.llm",
+    "ModelPrice": "audit_core.llm",
     "StateStoreCache": "audit_core.llm",
+    "Usage": "audit_core.llm",
+    "calculate_cost": "audit_core.llm",
+    "AsyncStateStore": "audit_core.state",
+    "FlushReport": "audit_core.state",
+    "RunInfo": "audit_core.state",
+    "StoredState": "audit_core.state",
+    "DatabricksClient": "audit_core.warehouse",
     "AuditTrail": "audit_core.db",
     "Flag": "audit_core.db",
     "FlagStore": "audit_core.db",
     "TrailVerification": "audit_core.db",
     "create_all_tables": "audit_core.db",
     "ensure_schema": "audit_core.db",
-    "query_gold_tables": "audit_core._seed",
-    "get_last_audit_timestamp": "audit_core._seed",
-    "load_mock_data_from_json": "audit_core._seed",
-    "check_databricks_health": "audit_core._seed",
-    "DatabricksClient": "audit_core.warehouse",
-    "QueryTimeoutError": "audit_core.warehouse",
-    "AsyncStateStore": "audit_core.state",
-    "FlushReport": "audit_core.state",
-    "RunInfo": "audit_core.state",
-    "StoredState": "audit_core.state",
-    "check_redis_health": "audit_core._seed",
-    "mark_audit_complete": "audit_core._seed",
-    "restore_workflow_state": "audit_core._seed",
-    "save_workflow_state": "audit_core._seed",
-    "AsyncLLMClient": "audit_core.llm",
-    "CostLedger": "audit_core.llm",
-    "LLMResponse": "audit_core.llm",
-    "ModelPrice": "audit_core.llm",
-    "RetryPolicy": "audit_core.retry",
-    "Usage": "audit_core.llm",
-    "batch_call_llm": "audit_core._seed",
-    "calculate_cost": "audit_core.llm",
-    "call_llm": "audit_core._seed",
-    "configure_logging": "audit_core._logging",
-    "get_logger": "audit_core._logging",
-    "get_metrics": "audit_core.metrics",
 }
+
+# Seed-era function wrappers: their home is `audit_core.compat`; the top-level names
+# still work, with a DeprecationWarning, and are not part of `__all__`.
+_DEPRECATED = frozenset(
+    {
+        "batch_call_llm",
+        "call_llm",
+        "check_databricks_health",
+        "check_redis_health",
+        "get_last_audit_timestamp",
+        "load_mock_data_from_json",
+        "mark_audit_complete",
+        "query_gold_tables",
+        "restore_workflow_state",
+        "save_workflow_state",
+    }
+)
+
+__all__ = sorted(_PUBLIC)
+
+
+def _publish(value: Any) -> Any:
+    """Public classes report ``audit_core`` as their module (as httpx's do)."""
+    if isinstance(value, type) and value.__module__.startswith("audit_core."):
+        value.__module__ = "audit_core"
+    return value
+
+
+for _name in _errors.__all__:
+    _publish(getattr(_errors, _name))
+_publish(Settings)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: Any = version("audit-core")
+    elif name in _DEPRECATED:
+        warnings.warn(
+            f"audit_core.{name} is deprecated; import it from audit_core.compat",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("audit_core.compat"), name)
+    elif name in _PUBLIC:
+        value = _publish(getattr(importlib.import_module(_PUBLIC[name]), name))
+    else:
         raise AttributeError(f"module 'audit_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-__all__ = [
-    "AsyncLLMClient",
-    "AsyncStateStore",
-    "AuditCoreError",
-    "AuditTrail",
-    "Classification",
-    "ConfigError",
-    "CostLedger",
-    "DatabricksClient",
-    "DatabricksConnectionError",
-    "Flag",
-    "FlagStore",
-    "FlushReport",
-    "LLMAuthError",
-    "LLMBudgetExceededError",
-    "LLMError",
-    "LLMInsufficientCreditsError",
-    "LLMRateLimitError",
-    "LLMResponse",
-    "LLMResponseError",
-    "LLMTimeoutError",
-    "MemoryCache",
-    "ModelPrice",
-    "QueryError",
-    "QueryTimeoutError",
-    "RetryPolicy",
-    "RunInfo",
-    "Settings",
-    "StateConflictError",
-    "StateManagerError",
-    "StateStoreCache",
-    "StateStoreUnavailableError",
-    "StoredState",
-    "TrailVerification",
-    "Usage",
-    "WarehouseError",
-    "batch_call_llm",
-    "calculate_cost",
-    "call_llm",
-    "check_databricks_health",
-    "check_redis_health",
-    "configure_logging",
-    "create_all_tables",
-    "ensure_schema",
-    "get_last_audit_timestamp",
-    "get_logger",
-    "get_metrics",
-    "load_mock_data_from_json",
-    "mark_audit_complete",
-    "query_gold_tables",
-    "restore_workflow_state",
-    "save_workflow_state",
-]
+    return sorted(set(globals()) | set(_PUBLIC))

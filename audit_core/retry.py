@@ -84,7 +84,7 @@ async def _no_sleep(_: float) -> None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """Backoff settings plus the injectable sleep, clock and randomness."""
 

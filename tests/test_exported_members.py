@@ -1,23 +1,129 @@
-"""The public surface: pinned, importable, and cheap to import."""
+"""The public surface: pinned, importable, attributed to `audit_core`, cheap to import."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 import audit_core
 
-EXPECTED = sorted(audit_core.__all__)
+EXPECTED = [
+    "AsyncLLMClient",
+    "AsyncStateStore",
+    "AuditCoreError",
+    "AuditTrail",
+    "AuditTrailError",
+    "Classification",
+    "ClientClosedError",
+    "ConfigError",
+    "CostLedger",
+    "DatabricksClient",
+    "DatabricksConnectionError",
+    "Flag",
+    "FlagStore",
+    "FlushReport",
+    "InvalidFlagError",
+    "LLMAuthError",
+    "LLMBudgetExceededError",
+    "LLMConnectionError",
+    "LLMContentFilterError",
+    "LLMError",
+    "LLMInsufficientCreditsError",
+    "LLMModerationError",
+    "LLMRateLimitError",
+    "LLMResponse",
+    "LLMResponseError",
+    "LLMTimeoutError",
+    "MemoryCache",
+    "ModelPrice",
+    "QueryError",
+    "QueryTimeoutError",
+    "ReadOnlyViolationError",
+    "RetryPolicy",
+    "RunInfo",
+    "Settings",
+    "StateConflictError",
+    "StateEncodingError",
+    "StateLockLostError",
+    "StateManagerError",
+    "StateStoreCache",
+    "StateStoreUnavailableError",
+    "StoredState",
+    "TrailVerification",
+    "TrailVerificationError",
+    "UnsupportedQueryError",
+    "Usage",
+    "WarehouseError",
+    "calculate_cost",
+    "configure_logging",
+    "create_all_tables",
+    "ensure_schema",
+    "get_logger",
+    "get_metrics",
+]
+SEED_NAMES = [
+    "batch_call_llm",
+    "call_llm",
+    "check_databricks_health",
+    "check_redis_health",
+    "get_last_audit_timestamp",
+    "load_mock_data_from_json",
+    "mark_audit_complete",
+    "query_gold_tables",
+    "restore_workflow_state",
+    "save_workflow_state",
+]
 
 
-def test_all_is_sorted_and_resolves() -> None:
-    """__all__ is sorted and every name in it resolves."""
+def test_all_is_pinned_sorted_and_resolves() -> None:
+    """__all__ is exactly the pinned list, sorted, and every name in it resolves."""
     assert audit_core.__all__ == EXPECTED
     for name in audit_core.__all__:
         assert getattr(audit_core, name) is not None
+
+
+def test_type_checkers_see_the_same_names() -> None:
+    """The re-exports type checkers read are exactly the names of the runtime table."""
+    tree = ast.parse(Path(audit_core.__file__).read_text())
+    aliased = {
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name
+    }
+    assert aliased == set(EXPECTED)
+
+
+def test_public_classes_report_audit_core_as_their_module() -> None:
+    """Tracebacks and reprs say `audit_core.QueryError`, not a private module path."""
+    for name in EXPECTED:
+        value = getattr(audit_core, name)
+        if isinstance(value, type):
+            assert value.__module__ == "audit_core", name
+
+
+def test_version_comes_from_package_metadata() -> None:
+    """__version__ is the installed distribution's version, not a second copy."""
+    assert audit_core.__version__ == version("audit-core")
+
+
+@pytest.mark.parametrize("name", SEED_NAMES)
+def test_seed_functions_live_in_compat_and_warn_at_top_level(name: str) -> None:
+    """The seed-era wrappers: at home in audit_core.compat, deprecated at the top level."""
+    from audit_core import compat
+
+    assert name in compat.__all__
+    assert name not in audit_core.__all__
+    with pytest.warns(DeprecationWarning, match="audit_core.compat"):
+        value = getattr(audit_core, name)
+    assert value is getattr(compat, name)
 
 
 def test_unknown_attribute_is_attribute_error() -> None:

@@ -1,6 +1,8 @@
 """Seed-style async functions: thin wrappers over clients built from ``Settings.from_env()``.
 
-They exist for code written against the original function-style design. Each call builds
+``from audit_core.compat import call_llm`` (the same names are still importable from
+``audit_core`` itself, with a `DeprecationWarning`). They exist for code written against
+the original function-style design. Each call builds
 and closes its own client, which is simple and safe but pays a connection set-up per
 call: code that makes many calls should hold a client (``async with AsyncLLMClient...``).
 """
@@ -12,11 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audit_core.errors import ConfigError, LLMError
-from audit_core.llm._client import AsyncLLMClient, LLMResponse, Prompt
-from audit_core.state._store import AsyncStateStore
+from audit_core.llm import AsyncLLMClient, LLMResponse
+from audit_core.state import AsyncStateStore
 
 if TYPE_CHECKING:
     import pandas as pd
+
+Prompt = str | Sequence[Mapping[str, Any]]  # text, or OpenAI-style messages
 
 __all__ = [
     "batch_call_llm",
