@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -16,76 +17,99 @@ __all__ = ["Metrics", "get_metrics"]
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+def _counter(name: str, doc: str, *labels: str) -> Callable[[CollectorRegistry], Counter]:
+    return lambda registry: Counter(name, doc, labels, registry=registry)
+
+
+def _gauge(name: str, doc: str, *labels: str) -> Callable[[CollectorRegistry], Gauge]:
+    return lambda registry: Gauge(name, doc, labels, registry=registry)
+
+
+def _histogram(name: str, doc: str, *labels: str) -> Callable[[CollectorRegistry], Histogram]:
+    return lambda registry: Histogram(
+        name, doc, labels, buckets=_LATENCY_BUCKETS, registry=registry
+    )
+
+
+# attribute -> how to make it; one line per metric, few labels, stable names.
+_DEFINITIONS: dict[str, Callable[[CollectorRegistry], Counter | Gauge | Histogram]] = {
+    "retries": _counter(
+        "audit_retries_total", "Retries made by the shared retry policy.", "client", "reason"
+    ),
+    # LLM
+    "llm_requests": _counter(
+        "audit_llm_requests_total", "LLM calls by outcome.", "model", "agent", "outcome"
+    ),
+    "llm_tokens": _counter(
+        "audit_llm_tokens_total",
+        "LLM tokens by kind (prompt, completion).",
+        "model",
+        "agent",
+        "kind",
+    ),
+    "llm_cost": _counter("audit_llm_cost_usd_total", "LLM spend in USD.", "model", "agent"),
+    "llm_seconds": _histogram(
+        "audit_llm_request_seconds", "LLM call latency, retries included.", "model"
+    ),
+    "llm_in_flight": _gauge("audit_llm_in_flight", "LLM requests currently in flight."),
+    "llm_budget_remaining": _gauge(
+        "audit_llm_budget_remaining_usd", "Budget left on the most recent budgeted client."
+    ),
+    "llm_unpriced": _counter(
+        "audit_llm_unpriced_calls_total",
+        "LLM calls with no known price and no provider cost.",
+        "model",
+    ),
+    "llm_escalations": _counter(
+        "audit_llm_escalations_total", "Items escalated to the escalation model.", "reason"
+    ),
+    "llm_cache_hits": _counter(
+        "audit_llm_cache_hits_total", "LLM answers served from the response cache."
+    ),
+    # State store
+    "state_ops": _counter(
+        "audit_state_ops_total", "State-store operations by outcome.", "op", "outcome"
+    ),
+    "state_seconds": _histogram("audit_state_op_seconds", "State-store operation latency.", "op"),
+    "state_degraded": _gauge(
+        "audit_state_degraded", "1 while a state store runs degraded (Redis unreachable)."
+    ),
+    # Warehouse
+    "warehouse_queries": _counter(
+        "audit_warehouse_queries_total", "Warehouse statements by outcome.", "backend", "outcome"
+    ),
+    "warehouse_seconds": _histogram(
+        "audit_warehouse_query_seconds", "Warehouse statement latency.", "backend"
+    ),
+    "warehouse_rows": _counter(
+        "audit_warehouse_rows_total", "Rows returned by warehouse queries.", "backend"
+    ),
+}
+
+
 class Metrics:
-    """The library's metrics, registered on one registry."""
+    """The library's metrics, registered on one registry (see `_DEFINITIONS`)."""
+
+    retries: Counter
+    llm_requests: Counter
+    llm_tokens: Counter
+    llm_cost: Counter
+    llm_seconds: Histogram
+    llm_in_flight: Gauge
+    llm_budget_remaining: Gauge
+    llm_unpriced: Counter
+    llm_escalations: Counter
+    llm_cache_hits: Counter
+    state_ops: Counter
+    state_seconds: Histogram
+    state_degraded: Gauge
+    warehouse_queries: Counter
+    warehouse_seconds: Histogram
+    warehouse_rows: Counter
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.retries = Counter(
-            "audit_retries_total", "Retries made by the shared retry policy.",
-            ["client", "reason"], registry=r,
-        )  # fmt: skip
-        # LLM
-        self.llm_requests = Counter(
-            "audit_llm_requests_total", "LLM calls by outcome.",
-            ["model", "agent", "outcome"], registry=r,
-        )  # fmt: skip
-        self.llm_tokens = Counter(
-            "audit_llm_tokens_total", "LLM tokens by kind (prompt, completion).",
-            ["model", "agent", "kind"], registry=r,
-        )  # fmt: skip
-        self.llm_cost = Counter(
-            "audit_llm_cost_usd_total", "LLM spend in USD.", ["model", "agent"], registry=r
-        )
-        self.llm_seconds = Histogram(
-            "audit_llm_request_seconds", "LLM call latency, retries included.",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.llm_in_flight = Gauge(
-            "audit_llm_in_flight", "LLM requests currently in flight.", registry=r
-        )
-        self.llm_budget_remaining = Gauge(
-            "audit_llm_budget_remaining_usd", "Budget left on the most recent budgeted client.",
-            registry=r,
-        )  # fmt: skip
-        self.llm_unpriced = Counter(
-            "audit_llm_unpriced_calls_total", "LLM calls with no known price and no provider cost.",
-            ["model"], registry=r,
-        )  # fmt: skip
-        self.llm_escalations = Counter(
-            "audit_llm_escalations_total", "Items escalated to the escalation model.",
-            ["reason"], registry=r,
-        )  # fmt: skip
-        self.llm_cache_hits = Counter(
-            "audit_llm_cache_hits_total", "LLM answers served from the response cache.",
-            registry=r,
-        )  # fmt: skip
-        # State store
-        self.state_ops = Counter(
-            "audit_state_ops_total", "State-store operations by outcome.",
-            ["op", "outcome"], registry=r,
-        )  # fmt: skip
-        self.state_seconds = Histogram(
-            "audit_state_op_seconds", "State-store operation latency.",
-            ["op"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.state_degraded = Gauge(
-            "audit_state_degraded", "1 while a state store runs degraded (Redis unreachable).",
-            registry=r,
-        )  # fmt: skip
-        # Warehouse
-        self.warehouse_queries = Counter(
-            "audit_warehouse_queries_total", "Warehouse statements by outcome.",
-            ["backend", "outcome"], registry=r,
-        )  # fmt: skip
-        self.warehouse_seconds = Histogram(
-            "audit_warehouse_query_seconds", "Warehouse statement latency.",
-            ["backend"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.warehouse_rows = Counter(
-            "audit_warehouse_rows_total", "Rows returned by warehouse queries.",
-            ["backend"], registry=r,
-        )  # fmt: skip
+        for attribute, make in _DEFINITIONS.items():
+            setattr(self, attribute, make(registry))
 
 
 _lock = threading.Lock()

@@ -23,3 +23,13 @@ async def test_hundred_clients_share_one_registry() -> None:
 def test_separate_registries_get_separate_metrics() -> None:
     """Another registry gets its own metric objects."""
     assert get_metrics(CollectorRegistry()) is not get_metrics(CollectorRegistry())
+
+
+def test_every_declared_metric_is_defined() -> None:
+    """The typed attributes of Metrics and the definitions table name the same metrics."""
+    from audit_core.metrics import _DEFINITIONS, Metrics
+
+    assert set(Metrics.__annotations__) == set(_DEFINITIONS)
+    metrics = get_metrics(CollectorRegistry())
+    for attribute in _DEFINITIONS:
+        assert getattr(metrics, attribute) is not None
