@@ -1,4 +1,4 @@
-"""nox sessions: tests (default), lint, typecheck, bench."""
+"""nox sessions: tests (default), lint, typecheck, parity, chaos, bench."""
 
 from __future__ import annotations
 
@@ -11,9 +11,23 @@ nox.options.default_venv_backend = "venv"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (real redis-server / PostgreSQL where installed)."""
+    """The test suite (real redis-server / PostgreSQL where installed)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def parity(session: nox.Session) -> None:
+    """The local engine against Apache Spark (pyspark in local mode; needs a JRE)."""
+    session.install("-e", ".[test,spark]")
+    session.run("pytest", "-m", "parity", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The state store's long chaos runs: a real redis-server killed, paused, restarted."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "chaos_long", *session.posargs)
 
 
 @nox.session
@@ -34,8 +48,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks and rewrite BENCHMARKS.md (never fails on a missed target)."""
-    session.install("-e", ".[bench]")
+    """Check each benchmark at a tiny size, then run them all and rewrite BENCHMARKS.md.
+
+    A missed target never fails the session; broken benchmark code does.
+    """
+    session.install("-e", ".[test,bench]")
+    session.run("pytest", "-m", "bench")
     # LiteLLM is compared only if it installs here (it has heavy native dependencies).
     session.run(
         "python", "-m", "pip", "install", "--quiet", "litellm==1.110.2", success_codes=[0, 1]

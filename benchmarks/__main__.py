@@ -91,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks the code")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument(
-        "--only", nargs="*", choices=list(FULL), metavar="NAME",
+        "--only",
+        nargs="*",
+        choices=list(FULL),
+        metavar="NAME",
         help=f"run only these benchmarks: {', '.join(FULL)}",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     table = QUICK if args.quick else FULL
     names = args.only or list(table)

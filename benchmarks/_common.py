@@ -69,10 +69,8 @@ def repeat(fn: Callable[[], float], times: int) -> list[float]:
 @contextmanager
 def server_process(*args: str) -> Iterator[str]:
     """``python -m audit_core.testing`` in its own process; yields its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "audit_core.testing", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "audit_core.testing", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
