@@ -143,3 +143,10 @@ def test_import_is_lazy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_the_distribution_ships_its_license() -> None:
+    """pyproject names the MIT license; the installed metadata carries the LICENSE file."""
+    from importlib.metadata import metadata
+
+    assert metadata("audit-core").get_all("License-File") == ["LICENSE"]
