@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -115,9 +116,11 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int) -> float:
         """The wait before retry ``retry_number`` (1-based) when the server named none."""
-        ceiling = min(
-            self.wait_max_s, self.wait_initial_s * self.wait_exp_base ** max(retry_number - 1, 0)
-        )
+        try:
+            growth = self.wait_exp_base ** max(retry_number - 1, 0)
+        except OverflowError:  # a long-running retry loop: the cap applies long before
+            growth = math.inf
+        ceiling = min(self.wait_max_s, self.wait_initial_s * growth) if growth else 0.0
         return self.rng() * ceiling if self.jitter else ceiling
 
     async def call(
@@ -262,7 +265,7 @@ def parse_retry_after(
             value = float(ms) / 1000.0
         except ValueError:
             value = -1.0
-        if value >= 0 and value == value:  # rejects NaN
+        if math.isfinite(value) and value >= 0:
             return value
     raw = headers.get("retry-after")
     if raw is None:
@@ -273,7 +276,7 @@ def parse_retry_after(
     except ValueError:
         pass
     else:
-        return value if value >= 0 and value == value else None
+        return value if math.isfinite(value) and value >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
