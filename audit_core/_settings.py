@@ -52,6 +52,7 @@ class Settings:
     llm_budget_usd: Decimal | None = None
     redis_url: str = C.DEFAULT_REDIS_URL
     state_ttl_s: int = C.DEFAULT_STATE_TTL_S
+    state_buffer: Path | None = None
     log_format: Literal["console", "json"] = "console"
 
     @property
@@ -149,6 +150,7 @@ class Settings:
             raise ConfigError(f"AUDIT_STATE_TTL_S must be a positive number of seconds, got {ttl}")
 
         redis_url = _redis_url(get("REDIS_URL"), get("REDIS_HOST"), get("REDIS_DB"))
+        state_buffer = get("AUDIT_STATE_BUFFER")
 
         log_format = (get("AUDIT_LOG_FORMAT") or "").lower() or (
             "json" if environment == "production" else "console"
@@ -170,6 +172,7 @@ class Settings:
             llm_budget_usd=budget,
             redis_url=redis_url,
             state_ttl_s=ttl or C.DEFAULT_STATE_TTL_S,
+            state_buffer=Path(state_buffer).expanduser() if state_buffer else None,
             log_format=log_format,  # type: ignore[arg-type]
         )
 
