@@ -105,9 +105,12 @@ async def run_litellm(url: str, prompts: list[str], concurrency: int) -> int:
     async def one(prompt: str) -> bool:
         async with sem:
             r = await litellm.acompletion(
-                model=MODEL, api_base=url, api_key="bench-key",
-                messages=[{"role": "user", "content": prompt}], num_retries=0,
-            )  # fmt: skip
+                model=MODEL,
+                api_base=url,
+                api_key="bench-key",
+                messages=[{"role": "user", "content": prompt}],
+                num_retries=0,
+            )
             return bool(r.choices)
 
     return sum(await asyncio.gather(*(one(p) for p in prompts)))
@@ -166,8 +169,13 @@ def overhead(calls: int = 2000, concurrency: int = 32, repeats: int = 3) -> Sect
     return section
 
 
-def batch_wall(prompts: int = 1000, latency_ms: float = 50, concurrency: int = 50, repeats: int = 3,
-               sequential_sample: int = 100) -> Section:  # fmt: skip
+def batch_wall(
+    prompts: int = 1000,
+    latency_ms: float = 50,
+    concurrency: int = 50,
+    repeats: int = 3,
+    sequential_sample: int = 100,
+) -> Section:
     section = Section(
         f"Batch wall time: {prompts} prompts, {latency_ms:g} ms server latency, concurrency {concurrency}"
     )
@@ -194,8 +202,13 @@ def batch_wall(prompts: int = 1000, latency_ms: float = 50, concurrency: int = 5
     return section
 
 
-def retry_storm(prompts: int = 1000, latency_ms: float = 50, concurrency: int = 50,
-                fault_rate: float = 0.2, retry_after_s: float = 0.1) -> Section:  # fmt: skip
+def retry_storm(
+    prompts: int = 1000,
+    latency_ms: float = 50,
+    concurrency: int = 50,
+    fault_rate: float = 0.2,
+    retry_after_s: float = 0.1,
+) -> Section:
     section = Section(
         f"Retry storm: {prompts} prompts, {latency_ms:g} ms latency, concurrency {concurrency}, "
         f"{fault_rate:.0%} transient faults (429 with Retry-After {retry_after_s:g}s, 502, 503)"
@@ -204,9 +217,13 @@ def retry_storm(prompts: int = 1000, latency_ms: float = 50, concurrency: int = 
     async def run(url: str) -> tuple[int, dict[str, Any]]:
         policy = RetryPolicy(attempts=8, timeout_s=120, wait_initial_s=0.05, wait_max_s=1.0)
         async with AsyncLLMClient(
-            "bench-key", base_url=url, max_concurrency=concurrency, registry=CollectorRegistry(),
-            retry_policy=policy, max_retries=7,
-        ) as llm:  # fmt: skip
+            "bench-key",
+            base_url=url,
+            max_concurrency=concurrency,
+            registry=CollectorRegistry(),
+            retry_policy=policy,
+            max_retries=7,
+        ) as llm:
             results = await llm.batch([f"p{i}" for i in range(prompts)])
         async with httpx.AsyncClient() as c:
             stats = (await c.get(f"{url}/stats")).json()
@@ -216,8 +233,16 @@ def retry_storm(prompts: int = 1000, latency_ms: float = 50, concurrency: int = 
         w0 = time.perf_counter()
         asyncio.run(run(clean))
         clean_wall = time.perf_counter() - w0
-    with server_process("--latency-ms", str(latency_ms), "--fault-rate", str(fault_rate),
-                        "--retry-after-s", str(retry_after_s), "--seed", "3") as faulty:  # fmt: skip
+    with server_process(
+        "--latency-ms",
+        str(latency_ms),
+        "--fault-rate",
+        str(fault_rate),
+        "--retry-after-s",
+        str(retry_after_s),
+        "--seed",
+        "3",
+    ) as faulty:
         w0 = time.perf_counter()
         ok, stats = asyncio.run(run(faulty))
         storm_wall = time.perf_counter() - w0

@@ -65,9 +65,14 @@ def make(
     **kw: Any,
 ) -> AsyncLLMClient:
     return AsyncLLMClient(
-        "k", base_url=server.url, retry_policy=policy, registry=registry or CollectorRegistry(),
-        default_model=CHEAP, escalation_model=STRONG, **kw,
-    )  # fmt: skip
+        "k",
+        base_url=server.url,
+        retry_policy=policy,
+        registry=registry or CollectorRegistry(),
+        default_model=CHEAP,
+        escalation_model=STRONG,
+        **kw,
+    )
 
 
 async def test_valid_answers_in_order_with_costs(
@@ -169,7 +174,7 @@ async def test_second_run_with_redis_cache_sends_nothing(
         else request.getfixturevalue("redis_server").url
     )
     items = [f"txn {i}" for i in range(30)]
-    async with AsyncStateStore(
+    async with AsyncStateStore.from_url(
         url, key_prefix=f"c{uuid.uuid4().hex[:6]}", registry=CollectorRegistry()
     ) as store:
         async with make(srv, policy, cache=StateStoreCache(store, ttl_s=3600)) as first:

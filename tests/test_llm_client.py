@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import (
     AsyncLLMClient,
+    ClientClosedError,
     ConfigError,
     LLMAuthError,
+    LLMContentFilterError,
     LLMError,
     LLMInsufficientCreditsError,
     LLMRateLimitError,
@@ -274,17 +276,21 @@ async def test_malformed_bodies_are_response_errors(
         await llm.complete("x")
 
 
-async def test_content_filter_is_surfaced_not_retried(
+async def test_content_filter_is_a_typed_error_not_retried(
     llm: AsyncLLMClient, router: respx.Router
 ) -> None:
-    """finish_reason content_filter comes back to the caller on the first attempt."""
-    body = ok("", finish_reason="content_filter")
+    """finish_reason content_filter raises LLMContentFilterError on the first attempt,
+    and its usage is still charged."""
+    body = ok("", finish_reason="content_filter", cost="0.0003")
     body["choices"][0]["message"]["content"] = None
-    route = mock_chat_completion(router, BASE, body)
-    r = await llm.complete("x")
-    assert r.finish_reason == "content_filter"
-    assert r.text == ""
+    route = mock_chat_completion(router, BASE, body, ok())
+    with pytest.raises(LLMContentFilterError) as info:
+        await llm.complete("x")
+    assert info.value.attempts == 1
+    assert info.value.request_id == "gen-test"
     assert route.call_count == 1
+    assert llm.costs.total_usd == Decimal("0.0003")
+    assert llm.costs.billed_failures == 1
 
 
 async def test_missing_api_key_sends_nothing(router: respx.Router) -> None:
@@ -300,11 +306,13 @@ async def test_missing_api_key_sends_nothing(router: respx.Router) -> None:
 
 
 async def test_closed_client_is_a_clear_error(llm: AsyncLLMClient) -> None:
-    """aclose twice is fine; a call after it says the client is closed."""
+    """aclose twice is fine; a call after it raises ClientClosedError."""
     await llm.aclose()
     await llm.aclose()
-    with pytest.raises(LLMError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         await llm.complete("x")
+    with pytest.raises(ClientClosedError):
+        await llm.batch(["x"])
 
 
 # --- costs ---------------------------------------------------------------------------

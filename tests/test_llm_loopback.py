@@ -217,16 +217,19 @@ async def test_every_call_is_recorded_in_the_audit_trail(
             server.script(["401"])
             with pytest.raises(LLMError):
                 await llm.complete("again", agent_name="classifier")
-        await trail.flush()
-        rows = (await wh.query_arrow(
-            "SELECT agent_name, tool_called, llm_model, llm_tokens_used, llm_cost_dollars, error "
-            "FROM audit_trail ORDER BY sequence_number"
-        )).to_pylist()  # fmt: skip
-        assert await trail.verify()
+        await trail.complete()
+        rows = (
+            await wh.query_arrow(
+                "SELECT agent_name, tool_called, llm_model, llm_tokens_used, llm_cost_dollars, "
+                "error_message, input_data FROM audit_trail ORDER BY log_sequence_number"
+            )
+        ).to_pylist()
+        assert (await trail.verify()).status == "ok"
     assert len(rows) == 2
     assert rows[0]["agent_name"] == "classifier"
     assert rows[0]["llm_tokens_used"] == ok.usage.total_tokens > 0
     assert rows[0]["llm_cost_dollars"] == ok.cost_usd.quantize(Decimal("0.000001"))
-    assert rows[0]["error"] is None
-    assert "LLMAuthError" in rows[1]["error"]
+    assert rows[0]["error_message"] is None
+    assert "LLMAuthError" in rows[1]["error_message"]
+    assert "sha256" in str(rows[0]["input_data"])  # the prompt's hash and length, not its text
     assert "hello" not in str(rows)  # prompt text stays out of the trail

@@ -13,27 +13,49 @@ Flow for each distinct item (identical items are asked once and share the answer
 4. the escalation model's valid answer is final; if it too is invalid, the result has
    ``label=None`` and says why in ``error`` (never a made-up label).
 
+A request that fails (budget, rate limit, a broken endpoint) costs only its own items:
+they come back with ``label=None`` and the typed `LLMError` in ``error``, every other
+item keeps its (paid) answer. Only programming errors (`ConfigError`) are raised.
 An item's ``cost_usd`` is its share of the requests that answered it.
+
+This module knows the client only as a ``complete`` callable: dependencies point from
+the client down to here, never back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from audit_core.errors import ConfigError
+from audit_core.errors import ConfigError, LLMError, LLMResponseError
+from audit_core.llm._types import LLMResponse, Prompt
 
-if TYPE_CHECKING:
-    from audit_core.llm._client import AsyncLLMClient, LLMResponse
+__all__ = ["Classification", "Complete", "classify_items", "parse_answers", "response_format"]
 
 
-@dataclass(frozen=True, slots=True)
+class Complete(Protocol):
+    """What classification needs from a client: `AsyncLLMClient.complete`."""
+
+    async def __call__(
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None = ...,
+        agent_name: str = ...,
+        temperature: float | None = ...,
+        max_tokens: int | None = ...,
+        response_format: Mapping[str, Any] | None = ...,
+    ) -> LLMResponse: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Classification:
-    """One item's answer. ``label`` is None only when no model gave a valid answer."""
+    """One item's answer. ``label`` is None only when no model gave a valid answer; then
+    ``error`` says why (an `LLMResponseError` for invalid answers, or the request's error)."""
 
     label: str | None
     confidence: float | None
@@ -43,7 +65,7 @@ class Classification:
     escalated: bool = False
     escalation_reason: str | None = None
     cached: bool = False
-    error: str | None = None
+    error: LLMError | None = None
 
 
 @dataclass(slots=True)
@@ -128,15 +150,15 @@ def parse_answers(text: str, n_items: int, labels: Sequence[str]) -> dict[int, _
     return out
 
 
-async def classify(
-    client: AsyncLLMClient,
+async def classify_items(
+    complete: Complete,
     items: Sequence[str | Mapping[str, Any]],
     labels: Sequence[str],
     *,
     instructions: str,
     agent_name: str,
-    model: str | None = None,
-    escalation_model: str | None = None,
+    model: str,
+    escalation_model: str,
     batch_size: int = 10,
     min_confidence: float = 0.6,
     max_tokens_per_item: int = 120,
@@ -148,79 +170,141 @@ async def classify(
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     texts = [_item_text(item) for item in items]
     distinct = list(dict.fromkeys(texts))
-    cheap = model or client.default_model
-    strong = escalation_model or client.escalation_model
-    fmt = response_format(labels)
-    final: dict[str, Classification] = {}
-    escalate: dict[str, str] = {}
+    run = _Run(
+        complete=complete,
+        labels=list(labels),
+        instructions=instructions,
+        agent_name=agent_name,
+        fmt=response_format(labels),
+        max_tokens_per_item=max_tokens_per_item,
+    )
+    await _each_group(distinct, batch_size, lambda g: run.first_pass(g, model, min_confidence))
+    hard = [t for t in distinct if t in run.escalate]
+    await _each_group(hard, batch_size, lambda g: run.second_pass(g, escalation_model))
+    return [run.final[t] for t in texts]
 
-    async def ask(group: list[str], use: str) -> tuple[dict[int, _Answer], LLMResponse]:
-        response = await client.complete(
-            _messages(instructions, labels, group), model=use, agent_name=agent_name,
-            temperature=0.0, max_tokens=max_tokens_per_item * len(group) + 50,
-            response_format=fmt,
-        )  # fmt: skip
-        return parse_answers(response.text, len(group), labels), response
 
-    async def first_pass(group: list[str]) -> None:
-        answers, response = await ask(group, cheap)
+async def _each_group(
+    texts: list[str], batch_size: int, work: Callable[[list[str]], Coroutine[Any, Any, None]]
+) -> None:
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for start in range(0, len(texts), batch_size):
+                tg.create_task(work(texts[start : start + batch_size]))
+    except BaseExceptionGroup as eg:
+        # Only programming errors get here (LLM errors are per item): raise the first.
+        raise eg.exceptions[0] from None
+
+
+def _failed(model: str, cost: Decimal, error: LLMError, **kw: Any) -> Classification:
+    return Classification(
+        label=None, confidence=None, rationale="", model=model, cost_usd=cost, error=error, **kw
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    """One classification run: its settings and the answers so far."""
+
+    complete: Complete
+    labels: list[str]
+    instructions: str
+    agent_name: str
+    fmt: dict[str, Any]
+    max_tokens_per_item: int
+    final: dict[str, Classification] = field(default_factory=dict)
+    escalate: dict[str, str] = field(default_factory=dict)
+
+    async def ask(self, group: list[str], use: str) -> tuple[dict[int, _Answer], LLMResponse]:
+        response = await self.complete(
+            _messages(self.instructions, self.labels, group),
+            model=use,
+            agent_name=self.agent_name,
+            temperature=0.0,
+            max_tokens=self.max_tokens_per_item * len(group) + 50,
+            response_format=self.fmt,
+        )
+        return parse_answers(response.text, len(group), self.labels), response
+
+    async def first_pass(self, group: list[str], cheap: str, min_confidence: float) -> None:
+        try:
+            answers, response = await self.ask(group, cheap)
+        except LLMError as exc:
+            for text in group:
+                self.final[text] = _failed(cheap, Decimal(0), exc)
+            return
         share = response.cost_usd / len(group)
         missing = [g for i, g in enumerate(group) if i not in answers]
         retry: dict[int, _Answer] = {}
         retry_share = Decimal(0)
+        retry_error: LLMError | None = None
         if missing:  # re-ask only the items without a valid answer
-            retry, again = await ask(missing, cheap)
-            retry_share = again.cost_usd / len(missing)
+            try:
+                retry, again = await self.ask(missing, cheap)
+                retry_share = again.cost_usd / len(missing)
+            except LLMError as exc:
+                retry_error = exc
         for i, text in enumerate(group):
             answer = answers.get(i)
             cost = share
             if answer is None:
-                j = missing.index(text)
-                answer = retry.get(j)
+                answer = retry.get(missing.index(text))
                 cost += retry_share
-            if answer is None:
-                escalate[text] = "invalid"
-                final[text] = Classification(None, None, "", cheap, cost, error="invalid")
-            elif answer.confidence < min_confidence:
-                escalate[text] = "low_confidence"
-                final[text] = Classification(
-                    answer.label, answer.confidence, answer.rationale, response.model, cost
-                )
+            if answer is None and retry_error is not None:
+                self.final[text] = _failed(cheap, cost, retry_error)
+            elif answer is None:
+                self.escalate[text] = "invalid"
+                self.final[text] = _failed(cheap, cost, _invalid(cheap))
             else:
-                final[text] = Classification(
-                    answer.label, answer.confidence, answer.rationale, response.model, cost,
-                    cached=response.cached,
-                )  # fmt: skip
+                low = answer.confidence < min_confidence
+                if low:
+                    self.escalate[text] = "low_confidence"
+                self.final[text] = Classification(
+                    label=answer.label,
+                    confidence=answer.confidence,
+                    rationale=answer.rationale,
+                    model=response.model,
+                    cost_usd=cost,
+                    cached=response.cached and not low,
+                )
 
-    async def second_pass(group: list[str]) -> None:
-        answers, response = await ask(group, strong)
+    async def second_pass(self, group: list[str], strong: str) -> None:
+        try:
+            answers, response = await self.ask(group, strong)
+        except LLMError as exc:
+            for text in group:
+                before = self.final[text]
+                reason = self.escalate[text]
+                self.final[text] = _failed(
+                    strong, before.cost_usd, exc, escalated=True, escalation_reason=reason
+                )
+            return
         share = response.cost_usd / len(group)
         for i, text in enumerate(group):
-            before = final[text]
-            reason = escalate[text]
-            client.count_escalation(reason)
+            before = self.final[text]
+            reason = self.escalate[text]
             answer = answers.get(i)
             cost = before.cost_usd + share
             if answer is None:
-                final[text] = Classification(
-                    None, None, "", response.model, cost, True, reason,
-                    error="no valid answer from the default or the escalation model",
-                )  # fmt: skip
+                error = _invalid(f"{before.model} or {response.model}")
+                self.final[text] = _failed(
+                    response.model, cost, error, escalated=True, escalation_reason=reason
+                )
             else:
-                final[text] = Classification(
-                    answer.label, answer.confidence, answer.rationale, response.model, cost,
-                    True, reason, response.cached,
-                )  # fmt: skip
+                self.final[text] = Classification(
+                    label=answer.label,
+                    confidence=answer.confidence,
+                    rationale=answer.rationale,
+                    model=response.model,
+                    cost_usd=cost,
+                    escalated=True,
+                    escalation_reason=reason,
+                    cached=response.cached,
+                )
 
-    async with asyncio.TaskGroup() as tg:
-        for start in range(0, len(distinct), batch_size):
-            tg.create_task(first_pass(distinct[start : start + batch_size]))
-    hard = [t for t in distinct if t in escalate]
-    if hard:
-        async with asyncio.TaskGroup() as tg:
-            for start in range(0, len(hard), batch_size):
-                tg.create_task(second_pass(hard[start : start + batch_size]))
-    return [final[t] for t in texts]
+
+def _invalid(model: str) -> LLMResponseError:
+    return LLMResponseError(f"no valid answer from {model}", model=model)
 
 
 def _item_text(item: str | Mapping[str, Any]) -> str:

@@ -2,143 +2,132 @@
 
 The hot path is deliberately plain: one pre-encoded request per attempt, one
 ``json.loads`` per response, no per-call logger binding, no model objects.
+
+What holds whatever the endpoint answers:
+
+- **Budget.** With ``budget_usd`` set, each attempt reserves its worst case (the encoded
+  request's bytes as prompt tokens, ``max_tokens`` as completion) and the request carries
+  that ``max_tokens``, so the endpoint is told the bound the reservation assumed.
+- **Every billed attempt is charged**, retried or not: a 200 with usage is recorded even
+  when it carries an error. Usage is validated (`audit_core.llm._usage`); a reply whose
+  cost cannot be verified (invalid JSON, invalid usage) is charged the worst case it
+  reserved, as is a successful reply with no usage at all ("unpriced"). A reply costing
+  more than its reservation is recorded at its real cost and counted in ``costs.overruns``.
+- **Deadlines.** ``timeout_s`` bounds each attempt end to end (connect, send, the whole
+  body or stream), whatever the transport; ``total_timeout_s`` bounds the call, retries
+  and their waits included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack
 
 import httpx
 
 from audit_core import _constants as C
-from audit_core._logging import fingerprint, get_logger, redact_text
-from audit_core.errors import (
-    ConfigError,
-    LLMAuthError,
-    LLMError,
-    LLMInsufficientCreditsError,
-    LLMRateLimitError,
-    LLMResponseError,
-    LLMTimeoutError,
-)
+from audit_core._lifecycle import AsyncLifecycle
+from audit_core._logging import fingerprint, get_logger
+from audit_core._settings import resolve_settings
+from audit_core.errors import ConfigError, LLMError, LLMResponseError, LLMTimeoutError
 from audit_core.llm._cache import ResponseCache, cache_key
+from audit_core.llm._classify import Classification, classify_items
 from audit_core.llm._costs import CostLedger, Reservation
+from audit_core.llm._errors_map import (
+    Redactor,
+    content_filter_error,
+    embedded_error,
+    retry_verdict,
+    status_error,
+    transport_error,
+)
+from audit_core.llm._limiter import ConcurrencyLimiter, Outcome
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_models_listing
+from audit_core.llm._stream import assemble_stream
+from audit_core.llm._types import CostSource, LLMResponse, Message, Prompt, Request, Tier, Usage
+from audit_core.llm._usage import InvalidUsage, parse_usage
 from audit_core.metrics import get_metrics
-from audit_core.retry import RetryPolicy, Transient, parse_retry_after
+from audit_core.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from audit_core._settings import Settings
     from audit_core.db._trail import AuditTrail
-    from audit_core.llm._classify import Classification
 
-__all__ = ["AsyncLLMClient", "LLMResponse", "Message", "Prompt", "Usage"]
+__all__ = ["AsyncLLMClient", "LLMClientOptions", "LLMResponse", "Message", "Prompt", "Usage"]
 
 _log = get_logger("audit_core.llm")
 
-Message = Mapping[str, Any]
-Prompt = str | Sequence[Message]
-Tier = Literal["default", "escalation"]
-
-_TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 # Per-message framing tokens added by chat templates; generous, for the budget's worst case.
 _FRAMING_TOKENS_PER_MESSAGE = 8
-_ERROR_MESSAGE_MAX = 300
+# The longest server-requested wait honoured by default (the openai SDK's figure).
+DEFAULT_MAX_RETRY_AFTER_S = 120.0
+_OVERLOAD_STATUS = frozenset({429, 503})
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts as the endpoint reported them."""
+class LLMClientOptions(TypedDict, total=False):
+    """Keyword arguments of `AsyncLLMClient`, for ``from_settings(**overrides)``."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    api_key: str | None
+    base_url: str
+    default_model: str
+    escalation_model: str
+    max_concurrency: int
+    adaptive_concurrency: bool
+    max_retries: int
+    timeout_s: float
+    total_timeout_s: float | None
+    max_retry_after_s: float
+    budget_usd: Decimal | float | str | None
+    pricing: Mapping[str, ModelPrice] | None
+    http_client: httpx.AsyncClient | None
+    transport: httpx.AsyncBaseTransport | Literal["aiohttp", "httpx"] | None
+    registry: CollectorRegistry | None
+    app_name: str | None
+    app_url: str | None
+    retry_policy: RetryPolicy | None
+    budget_completion_reserve: int
+    trail: AuditTrail | None
+    cache: ResponseCache | None
+    cache_nonzero_temperature: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LLMResponse:
-    """One completed call. ``cost_usd`` is exact; ``cost_source`` says where it came from."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Billed:
+    """One settled attempt: its body and what the ledger charged for it."""
 
-    text: str
-    model: str
+    body: Mapping[str, Any]
     usage: Usage
-    cost_usd: Decimal
-    cost_source: Literal["provider", "pricing", "unpriced", "cache"]
-    latency_s: float
-    attempts: int
+    cost: Decimal
+    source: CostSource
     request_id: str | None
-    finish_reason: str | None
-    cached: bool = False
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    attempt: int
+
+
+@dataclass(slots=True)
+class _Shared:
+    """A request in flight that identical callers join (``waiters``: how many await it)."""
+
+    task: asyncio.Task[LLMResponse]
+    waiters: int = 0
 
 
 def _cache_entry(result: LLMResponse) -> dict[str, Any]:
     return {
-        "text": result.text, "model": result.model, "usage": asdict(result.usage),
-        "cost_usd": str(result.cost_usd), "request_id": result.request_id,
+        "text": result.text,
+        "model": result.model,
+        "usage": asdict(result.usage),
+        "cost_usd": str(result.cost_usd),
+        "request_id": result.request_id,
         "finish_reason": result.finish_reason,
-    }  # fmt: skip
-
-
-def _error(
-    cls: type[LLMError],
-    message: str,
-    *,
-    model: str,
-    status: int | None = None,
-    request_id: str | None = None,
-    transient: Transient | None = None,
-) -> LLMError:
-    err = cls(message, model=model, status_code=status, request_id=request_id)
-    err._transient = transient  # type: ignore[attr-defined]
-    return err
-
-
-def _classify(exc: Exception) -> Transient | None:
-    verdict: Transient | None = getattr(exc, "_transient", None)
-    return verdict
-
-
-def _server_message(body: Any) -> str:
-    """The endpoint's error message, redacted and truncated; never its metadata."""
-    err = body.get("error") if isinstance(body, Mapping) else None
-    msg = err.get("message") if isinstance(err, Mapping) else err if isinstance(err, str) else None
-    if not msg:
-        return ""
-    text = redact_text(str(msg))
-    return text if len(text) <= _ERROR_MESSAGE_MAX else text[:_ERROR_MESSAGE_MAX] + "..."
-
-
-def _status_error_class(status: int) -> type[LLMError]:
-    if status == 429:
-        return LLMRateLimitError
-    if status in (401, 403):
-        return LLMAuthError
-    if status == 402:
-        return LLMInsufficientCreditsError
-    if status == 408:
-        return LLMTimeoutError
-    return LLMError
-
-
-def _status_transient(status: int, headers: Mapping[str, str] | None) -> Transient | None:
-    should = headers.get("x-should-retry") if headers is not None else None
-    if should == "false":
-        return None
-    if status in _TRANSIENT_STATUS or status >= 500 or should == "true":
-        return Transient(f"status_{status}", parse_retry_after(headers) if headers else None)
-    return None
+    }
 
 
 def _to_messages(prompt: Prompt) -> list[Message]:
@@ -153,17 +142,57 @@ def _to_messages(prompt: Prompt) -> list[Message]:
     return messages
 
 
+def _message_texts(messages: Sequence[Message]) -> tuple[str, ...]:
+    texts: list[str] = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, Sequence):
+            texts.extend(
+                str(p.get("text")) for p in content if isinstance(p, Mapping) and p.get("text")
+            )
+    return tuple(texts)
+
+
 def _worst_case_prompt_tokens(payload: bytes, n_messages: int) -> int:
     # No tokenizer emits fewer than one byte of UTF-8 per token, so the encoded request
     # is an upper bound on its prompt tokens (plus chat-template framing).
     return len(payload) + _FRAMING_TOKENS_PER_MESSAGE * n_messages
 
 
-class AsyncLLMClient:
+def _http_client(
+    transport: httpx.AsyncBaseTransport | Literal["aiohttp", "httpx"] | None,
+    headers: Mapping[str, str],
+    max_concurrency: int,
+    timeout_s: float,
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=max_concurrency,
+        max_keepalive_connections=max_concurrency,
+        keepalive_expiry=30.0,
+    )
+    if transport is None or transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(limits=limits)
+    elif transport == "httpx":
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+    connect = min(C.DEFAULT_LLM_CONNECT_TIMEOUT_S, timeout_s)
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(timeout_s, connect=connect),
+        limits=limits,
+        transport=transport,
+    )
+
+
+class AsyncLLMClient(AsyncLifecycle):
     """Async client for an OpenAI-compatible chat completions endpoint.
 
     Constructor arguments are explicit; `from_settings` resolves them from `Settings`
     (environment). One pooled HTTP client per instance; use ``async with`` or `aclose`.
+    A caller's ``http_client`` is used as given: never modified, never closed by us.
     """
 
     def __init__(
@@ -174,8 +203,11 @@ class AsyncLLMClient:
         default_model: str = C.DEFAULT_MODEL,
         escalation_model: str = C.DEFAULT_ESCALATION_MODEL,
         max_concurrency: int = C.DEFAULT_LLM_MAX_CONCURRENCY,
+        adaptive_concurrency: bool = True,
         max_retries: int = C.DEFAULT_LLM_MAX_RETRIES,
         timeout_s: float = C.DEFAULT_LLM_TIMEOUT_S,
+        total_timeout_s: float | None = None,
+        max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
         budget_usd: Decimal | float | str | None = None,
         pricing: Mapping[str, ModelPrice] | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -195,9 +227,15 @@ class AsyncLLMClient:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         if timeout_s <= 0:
             raise ConfigError(f"timeout_s must be positive, got {timeout_s}")
+        if budget_completion_reserve < 1:
+            raise ConfigError("budget_completion_reserve must be >= 1")
+        total = max(timeout_s * 4, C.DEFAULT_RETRY_DEADLINE_S)
+        total = total if total_timeout_s is None else total_timeout_s
+        if total <= 0:
+            raise ConfigError(f"total_timeout_s must be positive, got {total_timeout_s}")
         budget: Decimal | None = None
         if budget_usd is not None:
-            budget = Decimal(str(budget_usd)) if not isinstance(budget_usd, Decimal) else budget_usd
+            budget = budget_usd if isinstance(budget_usd, Decimal) else Decimal(str(budget_usd))
             if not budget.is_finite() or budget < 0:
                 raise ConfigError(f"budget_usd must be a non-negative amount, got {budget_usd!r}")
         self._api_key = api_key or None
@@ -206,6 +244,7 @@ class AsyncLLMClient:
         self.escalation_model = escalation_model
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
+        self.total_timeout_s = total
         self._user_prices: dict[str, ModelPrice] = dict(pricing or {})
         self._prices: dict[str, ModelPrice] = {**BUILTIN_PRICES, **self._user_prices}
         self._reserve_tokens = budget_completion_reserve
@@ -213,17 +252,18 @@ class AsyncLLMClient:
         self.trail = trail
         self._cache = cache
         self.cache_nonzero_temperature = cache_nonzero_temperature
-        self._in_flight: dict[str, asyncio.Future[LLMResponse]] = {}
+        self._in_flight: dict[str, _Shared] = {}
         self.escalations: dict[str, int] = {}
         self._metrics = get_metrics(registry)
-        policy = retry_policy or RetryPolicy(
-            timeout_s=max(timeout_s * 4, C.DEFAULT_RETRY_DEADLINE_S)
+        self._policy = replace(
+            retry_policy or RetryPolicy(),
+            attempts=max_retries + 1,
+            timeout_s=total,
+            retry_after_max_s=max_retry_after_s,
         )
-        self._policy = policy.with_attempts(max_retries + 1)
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.limiter = ConcurrencyLimiter(max_concurrency, adaptive=adaptive_concurrency)
         # Parsed once: httpx would otherwise re-parse the URL string on every request.
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")
-        self._closed = False
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -234,83 +274,43 @@ class AsyncLLMClient:
         if app_name:
             headers["X-OpenRouter-Title"] = app_name
             headers["X-Title"] = app_name
-        self._owns_http = http_client is None
         if http_client is not None:
-            http_client.headers.update(headers)
             self._http = http_client
+            self._headers: dict[str, str] | None = headers  # sent with each request
         else:
-            limits = httpx.Limits(
-                max_connections=max_concurrency,
-                max_keepalive_connections=max_concurrency,
-                keepalive_expiry=30.0,
-            )
-            if transport is None or transport == "aiohttp":
-                from httpx_aiohttp import AiohttpTransport
-
-                transport = AiohttpTransport(limits=limits)
-            elif transport == "httpx":
-                transport = httpx.AsyncHTTPTransport(limits=limits)
-            self._http = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(
-                    timeout_s, connect=min(C.DEFAULT_LLM_CONNECT_TIMEOUT_S, timeout_s)
-                ),
-                limits=limits,
-                transport=transport,
-            )
+            self._http = _http_client(transport, headers, max_concurrency, timeout_s)
+            self._headers = None  # already the client's defaults
+            self._owns_resources = True
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> AsyncLLMClient:
+    def from_settings(
+        cls, settings: Settings | None = None, **overrides: Unpack[LLMClientOptions]
+    ) -> Self:
         """Build a client from `Settings` (default: ``Settings.from_env()``).
 
         Resolved in order: explicit ``overrides``, then settings (``OPENROUTER_API_KEY``,
         ``AUDIT_LLM_BASE_URL``, ``GPT4O_MINI_MODEL``, ``AUDIT_LLM_ESCALATION_MODEL``,
         ``AUDIT_LLM_MAX_CONCURRENCY``, ``AUDIT_LLM_BUDGET_USD``), then built-in defaults.
         """
-        if settings is None:
-            from audit_core._settings import Settings
-
-            settings = Settings.from_env()
-        kwargs: dict[str, Any] = {
+        settings = resolve_settings(settings)
+        options: LLMClientOptions = {
+            "api_key": settings.openrouter_api_key,
             "base_url": settings.llm_base_url,
             "default_model": settings.default_model,
             "escalation_model": settings.escalation_model,
             "max_concurrency": settings.llm_max_concurrency,
             "budget_usd": settings.llm_budget_usd,
         }
-        kwargs.update(overrides)
-        api_key = kwargs.pop("api_key", settings.openrouter_api_key)
-        return cls(api_key, **kwargs)
+        options.update(overrides)
+        return cls(**options)
 
-    # lifecycle ---------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (if this client created them). Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_http:
+    async def _aclose_resources(self) -> None:
+        shared = [s.task for s in self._in_flight.values()]
+        for task in shared:
+            task.cancel()
+        await asyncio.gather(*shared, return_exceptions=True)
+        if self._owns_resources:
             await self._http.aclose()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LLMError("this AsyncLLMClient is closed; create a new one")
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
@@ -335,37 +335,33 @@ class AsyncLLMClient:
         Prices given to the constructor still win over the endpoint's.
         """
         self._check_open()
+        redact = Redactor(self._api_key)
 
-        async def fetch(attempt: int) -> httpx.Response:
+        async def fetch(attempt: int) -> bytes:
             try:
-                resp = await self._http.get(f"{self.base_url}/models")
-            except httpx.TimeoutException as exc:
-                raise _error(
-                    LLMTimeoutError, f"GET /models timed out ({type(exc).__name__})",
-                    model="*", transient=Transient("timeout"),
-                ) from None  # fmt: skip
-            except httpx.TransportError as exc:
-                raise _error(
-                    LLMError, f"GET /models failed: {type(exc).__name__}",
-                    model="*", transient=Transient("connection"),
-                ) from None  # fmt: skip
+                async with asyncio.timeout(self.timeout_s):
+                    resp = await self._http.get(f"{self.base_url}/models", headers=self._headers)
+            except TimeoutError:
+                raise LLMTimeoutError(
+                    "GET /models: no answer in time", model="*", transient=True
+                ) from None
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, model="*", what="GET /models") from None
             if resp.status_code != 200:
-                raise _error(
-                    _status_error_class(resp.status_code),
-                    f"GET /models returned HTTP {resp.status_code}",
-                    model="*",
-                    status=resp.status_code,
-                    transient=_status_transient(resp.status_code, resp.headers),
+                raise status_error(
+                    resp.status_code, None, resp.headers, model="*", redact=redact, request_id=None
                 )
-            return resp
+            return resp.content
 
-        resp = await self._policy.call(
-            fetch, client="llm", classify=_classify, metrics=self._metrics
+        content = await self._policy.call(
+            fetch, client="llm", classify=retry_verdict, metrics=self._metrics
         )
         try:
-            body = json.loads(resp.content)
+            body = json.loads(content)
         except ValueError:
             raise LLMResponseError("GET /models returned invalid JSON", model="*") from None
+        if not isinstance(body, Mapping):
+            raise LLMResponseError("GET /models returned no object", model="*")
         loaded = prices_from_models_listing(body)
         self._prices = {**BUILTIN_PRICES, **loaded, **self._user_prices}
         return len(loaded)
@@ -395,6 +391,55 @@ class AsyncLLMClient:
             )
         return children
 
+    def _prepare(
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None,
+        tier: Tier,
+        agent_name: str,
+        temperature: float | None,
+        max_tokens: int | None,
+        response_format: Mapping[str, Any] | None,
+        stream: bool,
+        extra: Mapping[str, Any],
+    ) -> Request:
+        model_name = self._resolve_model(model, tier)
+        messages = _to_messages(prompt)
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
+        if "stream" in extra:
+            raise ConfigError("pass stream=True as the keyword of complete(), not in extra")
+        bound = max_tokens
+        if self.costs.budget_usd is not None and bound is None:
+            bound = self._reserve_tokens  # the endpoint is told what the budget assumes
+        body: dict[str, Any] = {"model": model_name, "messages": messages}
+        if temperature is not None:
+            body["temperature"] = temperature
+        if bound is not None:
+            body["max_tokens"] = bound
+        if response_format is not None:
+            body["response_format"] = response_format
+        if extra:
+            body.update(extra)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        try:
+            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"request body is not JSON-serialisable: {exc}") from None
+        return Request(
+            body=body,
+            payload=payload,
+            model=model_name,
+            agent=agent_name,
+            n_messages=len(messages),
+            max_tokens=bound,
+            stream=stream,
+            secrets=_message_texts(messages),
+        )
+
     async def complete(
         self,
         prompt: Prompt,
@@ -405,12 +450,15 @@ class AsyncLLMClient:
         temperature: float | None = 0.0,
         max_tokens: int | None = None,
         response_format: Mapping[str, Any] | None = None,
+        stream: bool = False,
         **extra: Any,
     ) -> LLMResponse:
         """Send one chat completion and return its text, usage and exact cost.
 
         ``prompt`` is a string (one user message) or a list of chat messages. ``extra``
         keys are passed through in the request body (``tools``, ``seed``, ``provider``...).
+        ``stream=True`` reads the answer as server-sent events (usage from the last
+        chunk) under the same deadlines, retries and accounting, and returns it whole.
         Raises the `LLMError` subclass that matches the failure; see `audit_core.errors`.
         """
         self._check_open()
@@ -418,310 +466,416 @@ class AsyncLLMClient:
             raise ConfigError(
                 "no LLM API key: set OPENROUTER_API_KEY or pass api_key= to AsyncLLMClient"
             )
-        model_name = self._resolve_model(model, tier)
-        messages = _to_messages(prompt)
-        if max_tokens is not None and max_tokens < 1:
-            raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
-        body: dict[str, Any] = {"model": model_name, "messages": messages}
-        if temperature is not None:
-            body["temperature"] = temperature
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if response_format is not None:
-            body["response_format"] = response_format
-        if extra:
-            body.update(extra)
-        try:
-            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"request body is not JSON-serialisable: {exc}") from None
-
+        req = self._prepare(
+            prompt,
+            model=model,
+            tier=tier,
+            agent_name=agent_name,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            response_format=response_format,
+            stream=stream,
+            extra=extra,
+        )
         if self._cache is not None and (not temperature or self.cache_nonzero_temperature):
-            return await self._complete_cached(
-                body, payload, model_name, len(messages), max_tokens, agent_name
-            )
-        return await self._send(payload, model_name, len(messages), max_tokens, agent_name)
+            return await self._complete_cached(req)
+        return await self._send(req)
 
-    async def _send(
-        self,
-        payload: bytes,
-        model_name: str,
-        n_messages: int,
-        max_tokens: int | None,
-        agent_name: str,
-    ) -> LLMResponse:
-        reservation = self._reserve(model_name, payload, n_messages, max_tokens)
+    async def _send(self, req: Request) -> LLMResponse:
         started = time.perf_counter()
+        tried = [0]
+
+        def attempt(number: int) -> Any:
+            tried[0] = number
+            return self._attempt(req, number)
+
         try:
-            async with self._semaphore:
-                self._metrics.llm_in_flight.inc()
-                try:
-                    response = await self._policy.call(
-                        lambda attempt: self._attempt(payload, model_name, attempt),
-                        client="llm",
-                        classify=_classify,
-                        metrics=self._metrics,
+            try:
+                async with asyncio.timeout(self.total_timeout_s):
+                    billed: _Billed = await self._policy.call(
+                        attempt, client="llm", classify=retry_verdict, metrics=self._metrics
                     )
-                finally:
-                    self._metrics.llm_in_flight.dec()
+            except TimeoutError:
+                raise LLMTimeoutError(
+                    f"LLM call on {req.model!r} ran past its total deadline "
+                    f"({self.total_timeout_s:g} s, {tried[0]} attempts)",
+                    model=req.model,
+                    attempts=tried[0],
+                    transient=True,
+                ) from None
         except LLMError as exc:
-            self.costs.release(reservation)
-            self._metrics.llm_requests.labels(model_name, agent_name, type(exc).__name__).inc()
-            _log.warning(
-                "audit_core.llm.failed",
-                model=model_name,
-                agent=agent_name,
-                error_type=type(exc).__name__,
-                status_code=exc.status_code,
-                attempts=exc.attempts,
-                request_id=exc.request_id,
-                prompt=fingerprint(payload),
-            )
-            if self.trail is not None:
-                await self.trail.record(
-                    agent_name, "llm.complete", llm_model=model_name,
-                    execution_time_ms=(time.perf_counter() - started) * 1000,
-                    error=f"{type(exc).__name__}: {exc}",
-                )  # fmt: skip
+            await self._failed(req, exc, started)
             raise
-        except BaseException:
-            self.costs.release(reservation)
-            raise
-        result = self._settle(response, agent_name, time.perf_counter() - started, reservation)
+        latency = time.perf_counter() - started
+        result = self._response(billed, req, latency)
         if self.trail is not None:
             await self.trail.record(
-                agent_name, "llm.complete", llm_model=result.model,
-                llm_tokens_used=result.usage.total_tokens, llm_cost_dollars=result.cost_usd,
-                execution_time_ms=result.latency_s * 1000,
+                req.agent,
+                "llm.complete",
+                input_data={"prompt": fingerprint(req.payload)},
+                llm_model=result.model,
+                llm_tokens_used=result.usage.total_tokens,
+                llm_cost_dollars=result.cost_usd,
+                execution_time_ms=latency * 1000,
                 output_summary=f"{len(result.text)} chars, finish={result.finish_reason}",
-            )  # fmt: skip
+            )
         return result
 
-    async def _complete_cached(
-        self,
-        body: Mapping[str, Any],
-        payload: bytes,
-        model_name: str,
-        n_messages: int,
-        max_tokens: int | None,
-        agent_name: str,
-    ) -> LLMResponse:
-        """Serve from the cache, or join an identical request in flight, or send it."""
+    async def _failed(self, req: Request, exc: LLMError, started: float) -> None:
+        self._metrics.llm_requests.labels(req.model, req.agent, type(exc).__name__).inc()
+        _log.warning(
+            "audit_core.llm.failed",
+            model=req.model,
+            agent=req.agent,
+            error_type=type(exc).__name__,
+            status_code=exc.status_code,
+            attempts=exc.attempts,
+            request_id=exc.request_id,
+            retry_after_s=exc.retry_after_s,
+            prompt=fingerprint(req.payload),
+        )
+        if self.trail is not None:
+            await self.trail.record(
+                req.agent,
+                "llm.complete",
+                input_data={"prompt": fingerprint(req.payload)},
+                llm_model=req.model,
+                execution_time_ms=(time.perf_counter() - started) * 1000,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    def _response(self, billed: _Billed, req: Request, latency: float) -> LLMResponse:
+        body, usage = billed.body, billed.usage
+        requests, _in, _out, _cost, seconds = self._meters(req.model, req.agent)
+        requests.inc()
+        seconds.observe(latency)
+        choice = body["choices"][0]
+        text = choice["message"].get("content")
+        return LLMResponse(
+            text=text if isinstance(text, str) else "",
+            model=str(body.get("model") or req.model),
+            usage=usage,
+            cost_usd=billed.cost,
+            cost_source=billed.source,
+            latency_s=latency,
+            attempts=billed.attempt,
+            request_id=billed.request_id,
+            finish_reason=choice.get("finish_reason"),
+            raw=body,
+        )
+
+    async def _complete_cached(self, req: Request) -> LLMResponse:
+        """Serve from the cache, or join an identical request in flight, or send it.
+
+        The shared request runs as a task of its own: one caller's cancellation leaves it
+        running for the others, and only when every caller has left is it cancelled.
+        """
         assert self._cache is not None
-        key = cache_key(body)
+        key = cache_key(req.body)
         hit = await self._cache.get(key)
         if hit is not None:
-            return self._replay(hit, agent_name)
-        running = self._in_flight.get(key)
-        if running is not None:  # the same question is being asked right now: ask once
-            original = await asyncio.shield(running)
-            return self._replay(_cache_entry(original), agent_name)
-        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._in_flight[key] = future
+            return self._replay(hit, req.agent)
+        shared = self._in_flight.get(key)
+        owner = shared is None
+        if shared is None:
+            task = asyncio.create_task(self._send_and_store(req, key))
+            shared = self._in_flight[key] = _Shared(task)
+            task.add_done_callback(functools.partial(self._forget, key, shared))
+        shared.waiters += 1
         try:
-            result = await self._send(payload, model_name, n_messages, max_tokens, agent_name)
-        except BaseException as exc:
-            future.set_exception(
-                exc if isinstance(exc, Exception) else LLMError("cancelled", model=model_name)
-            )
+            result = await asyncio.shield(shared.task)
+        except asyncio.CancelledError:
+            shared.waiters -= 1
+            if shared.waiters == 0:
+                shared.task.cancel()
             raise
-        finally:
-            self._in_flight.pop(key, None)
-        future.set_result(result)
+        shared.waiters -= 1
+        return result if owner else self._replay(_cache_entry(result), req.agent)
+
+    async def _send_and_store(self, req: Request, key: str) -> LLMResponse:
+        assert self._cache is not None
+        result = await self._send(req)
         await self._cache.set(key, _cache_entry(result))
         return result
+
+    def _forget(self, key: str, shared: _Shared, task: asyncio.Task[LLMResponse]) -> None:
+        if self._in_flight.get(key) is shared:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter got it already
 
     def _replay(self, entry: Mapping[str, Any], agent_name: str) -> LLMResponse:
         """A cached answer: free, marked cached, and counted as saved in the ledger."""
         usage = Usage(**entry["usage"])
         saved = Decimal(entry["cost_usd"])
         self.costs.record_saving(
-            model=entry["model"], cost=saved, prompt_tokens=usage.prompt_tokens,
+            model=entry["model"],
+            cost=saved,
+            prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-        )  # fmt: skip
+        )
         self._metrics.llm_cache_hits.inc()
         return LLMResponse(
-            text=entry["text"], model=entry["model"], usage=usage, cost_usd=Decimal(0),
-            cost_source="cache", latency_s=0.0, attempts=0, request_id=entry.get("request_id"),
-            finish_reason=entry.get("finish_reason"), cached=True,
-        )  # fmt: skip
+            text=entry["text"],
+            model=entry["model"],
+            usage=usage,
+            cost_usd=Decimal(0),
+            cost_source="cache",
+            latency_s=0.0,
+            attempts=0,
+            request_id=entry.get("request_id"),
+            finish_reason=entry.get("finish_reason"),
+            cached=True,
+        )
 
-    def _reserve(
-        self, model: str, payload: bytes, n_messages: int, max_tokens: int | None
-    ) -> Reservation | None:
+    # one attempt -------------------------------------------------------------------
+
+    def _reserve(self, req: Request) -> Reservation | None:
         if self.costs.budget_usd is None:
             return None
-        price = self._prices.get(model)
+        price = self._prices.get(req.model)
         if price is None:
             raise ConfigError(
-                f"a budget is set but no price is known for model {model!r}, so its "
+                f"a budget is set but no price is known for model {req.model!r}, so its "
                 "worst-case cost cannot be reserved; pass pricing= or call refresh_pricing()"
             )
-        worst = price.cost(
-            _worst_case_prompt_tokens(payload, n_messages), max_tokens or self._reserve_tokens
-        )
+        assert req.max_tokens is not None  # _prepare bounds every budgeted request
+        worst = price.cost(_worst_case_prompt_tokens(req.payload, req.n_messages), req.max_tokens)
         try:
-            reservation = self.costs.reserve(worst, model=model)
+            return self.costs.reserve(worst, model=req.model)
         except LLMError:
-            self._metrics.llm_requests.labels(model, "-", "budget_exceeded").inc()
+            self._metrics.llm_requests.labels(req.model, "-", "budget_exceeded").inc()
             raise
-        return reservation
 
-    def _settle(
-        self,
-        partial: tuple[Mapping[str, Any], str, int, str | None],
-        agent: str,
-        latency: float,
-        reservation: Reservation | None,
-    ) -> LLMResponse:
-        body, requested_model, attempts, request_id = partial
-        usage_raw = body.get("usage") or {}
-        prompt_details = usage_raw.get("prompt_tokens_details") or {}
-        completion_details = usage_raw.get("completion_tokens_details") or {}
-        prompt_tokens = int(usage_raw.get("prompt_tokens") or 0)
-        completion_tokens = int(usage_raw.get("completion_tokens") or 0)
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=int(usage_raw.get("total_tokens") or prompt_tokens + completion_tokens),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        )
-        reported = usage_raw.get("cost")
-        cost: Decimal | None
-        source: Literal["provider", "pricing", "unpriced"]
-        if reported is not None and not isinstance(reported, bool):
-            cost = reported if isinstance(reported, Decimal) else Decimal(str(reported))
-            source = "provider"
-        else:
-            price = self._prices.get(requested_model) or self._prices.get(
-                str(body.get("model") or "")
-            )
-            if price is not None:
-                cost = price.cost(prompt_tokens, completion_tokens, usage.cached_tokens)
-                source = "pricing"
-            else:
-                cost, source = None, "unpriced"
-                self._metrics.llm_unpriced.labels(requested_model).inc()
-                _log.warning("audit_core.llm.unpriced", model=requested_model, agent=agent)
-        self.costs.record(
-            model=requested_model,
-            agent=agent,
-            cost=cost,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            reservation=reservation,
-        )
-        requests, tok_in, tok_out, cost_counter, seconds = self._meters(requested_model, agent)
-        requests.inc()
-        tok_in.inc(prompt_tokens)
-        tok_out.inc(completion_tokens)
-        if cost:
-            cost_counter.inc(float(cost))
-        seconds.observe(latency)
-        remaining = self.costs.remaining_usd
-        if remaining is not None:
-            self._metrics.llm_budget_remaining.set(float(remaining))
-        choice = body["choices"][0]
-        message = choice.get("message") or {}
-        return LLMResponse(
-            text=message.get("content") or "",
-            model=str(body.get("model") or requested_model),
-            usage=usage,
-            cost_usd=cost if cost is not None else Decimal(0),
-            cost_source=source,
-            latency_s=latency,
-            attempts=attempts,
-            request_id=request_id,
-            finish_reason=choice.get("finish_reason"),
-            raw=body,
-        )
-
-    async def _attempt(
-        self, payload: bytes, model: str, attempt: int
-    ) -> tuple[Mapping[str, Any], str, int, str | None]:
+    async def _attempt(self, req: Request, attempt: int) -> _Billed:
+        """One attempt under its own reservation, concurrency slot and deadline."""
+        reservation = self._reserve(req)
         try:
-            resp = await self._http.post(self._chat_url, content=payload)
-        except httpx.TimeoutException as exc:
-            raise _error(
-                LLMTimeoutError, f"no answer from the LLM endpoint in time ({type(exc).__name__})",
-                model=model, transient=Transient("timeout"),
-            ) from None  # fmt: skip
-        except httpx.TransportError as exc:
-            raise _error(
-                LLMError, f"LLM endpoint connection failed ({type(exc).__name__})",
-                model=model, transient=Transient("connection"),
-            ) from None  # fmt: skip
-        status = resp.status_code
-        request_id = resp.headers.get("x-request-id")
-        if status != 200:
+            ticket = await self.limiter.acquire()
+            outcome: Outcome = "other"
+            retry_after: float | None = None
+            self._metrics.llm_in_flight.inc()
             try:
-                err_body: Any = json.loads(resp.content)
-            except ValueError:
-                err_body = None
-            detail = _server_message(err_body)
-            raise _error(
-                _status_error_class(status),
-                f"LLM endpoint returned HTTP {status} for model {model!r}"
-                + (f": {detail}" if detail else ""),
-                model=model,
-                status=status,
-                request_id=request_id,
-                transient=_status_transient(status, resp.headers),
-            )
+                async with asyncio.timeout(self.timeout_s):
+                    billed = await self._exchange(req, reservation, attempt)
+                outcome = "ok"
+                return billed
+            except TimeoutError:
+                raise LLMTimeoutError(
+                    f"no complete answer from the LLM endpoint within {self.timeout_s:g} s",
+                    model=req.model,
+                    transient=True,
+                ) from None
+            except LLMError as exc:
+                if exc.status_code in _OVERLOAD_STATUS:
+                    outcome, retry_after = "overload", exc.retry_after_s
+                raise
+            finally:
+                self._metrics.llm_in_flight.dec()
+                self.limiter.release(ticket, outcome, retry_after)
+        finally:
+            self.costs.release(reservation)  # a no-op once the attempt was charged
+
+    async def _exchange(
+        self, req: Request, reservation: Reservation | None, attempt: int
+    ) -> _Billed:
+        try:
+            if req.stream:
+                return await self._exchange_stream(req, reservation, attempt)
+            resp = await self._http.post(self._chat_url, content=req.payload, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, model=req.model, what="LLM endpoint") from None
+        request_id = resp.headers.get("x-request-id")
+        if resp.status_code != 200:
+            raise self._status_error(req, resp, request_id)
         try:
             body = json.loads(resp.content, parse_float=Decimal)
         except ValueError:
-            raise _error(
-                LLMResponseError, "LLM endpoint returned invalid JSON",
-                model=model, status=status, request_id=request_id,
-            ) from None  # fmt: skip
+            raise self._unverified(req, reservation, "invalid JSON", request_id) from None
+        return self._settle(req, body, reservation, attempt, request_id)
+
+    async def _exchange_stream(
+        self, req: Request, reservation: Reservation | None, attempt: int
+    ) -> _Billed:
+        request = self._http.build_request(
+            "POST", self._chat_url, content=req.payload, headers=self._headers
+        )
+        resp = await self._http.send(request, stream=True)
+        try:
+            request_id = resp.headers.get("x-request-id")
+            if resp.status_code != 200:
+                await resp.aread()
+                raise self._status_error(req, resp, request_id)
+            try:
+                body = await assemble_stream(resp.aiter_lines())
+            except ValueError:
+                raise self._unverified(req, reservation, "an invalid stream", request_id) from None
+        finally:
+            await resp.aclose()
+        return self._settle(req, body, reservation, attempt, request_id)
+
+    def _status_error(self, req: Request, resp: httpx.Response, request_id: str | None) -> LLMError:
+        try:
+            body: Any = json.loads(resp.content)
+        except ValueError:
+            body = None
+        redact = Redactor(self._api_key, req.secrets)
+        return status_error(
+            resp.status_code,
+            body,
+            resp.headers,
+            model=req.model,
+            redact=redact,
+            request_id=request_id,
+        )
+
+    def _unverified(
+        self, req: Request, reservation: Reservation | None, what: str, request_id: str | None
+    ) -> LLMResponseError:
+        """A 200 we cannot read may still be billed: charge the worst case reserved."""
+        self._charge(req, None, None, reservation, "worst_case", failed=True)
+        return LLMResponseError(
+            f"LLM endpoint returned {what} (charged the worst case reserved)",
+            model=req.model,
+            status_code=200,
+            request_id=request_id,
+        )
+
+    def _charge(
+        self,
+        req: Request,
+        usage: Usage | None,
+        cost: Decimal | None,
+        reservation: Reservation | None,
+        source: CostSource,
+        *,
+        failed: bool = False,
+    ) -> Decimal:
+        """Record one billed attempt; ``cost=None`` with ``usage=None``: the worst case."""
+        if cost is None and usage is None and reservation is not None:
+            cost = reservation.amount
+        prompt = usage.prompt_tokens if usage else 0
+        completion = usage.completion_tokens if usage else 0
+        overrun = self.costs.record(
+            model=req.model,
+            agent=req.agent,
+            cost=cost,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            reservation=reservation,
+            source=source,
+            failed=failed,
+        )
+        if overrun:
+            _log.warning(
+                "audit_core.llm.overrun",
+                model=req.model,
+                agent=req.agent,
+                cost_usd=str(cost),
+                reserved_usd=str(reservation.amount if reservation else None),
+            )
+        if source == "unpriced":
+            self._metrics.llm_unpriced.labels(req.model).inc()
+            _log.warning("audit_core.llm.unpriced", model=req.model, agent=req.agent)
+        _req, tok_in, tok_out, cost_counter, _sec = self._meters(req.model, req.agent)
+        tok_in.inc(prompt)
+        tok_out.inc(completion)
+        if cost:
+            cost_counter.inc(float(cost))
+        remaining = self.costs.remaining_usd
+        if remaining is not None:
+            self._metrics.llm_budget_remaining.set(float(remaining))
+        return cost if cost is not None else Decimal(0)
+
+    def _price(self, req: Request, body: Mapping[str, Any], usage: Usage) -> Decimal | None:
+        price = self._prices.get(req.model) or self._prices.get(str(body.get("model") or ""))
+        if price is None:
+            return None
+        return price.cost(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+            usage.cache_write_tokens,
+        )
+
+    def _settle(
+        self,
+        req: Request,
+        body: Any,
+        reservation: Reservation | None,
+        attempt: int,
+        request_id: str | None,
+    ) -> _Billed:
+        """Charge a 200's usage (even when it carries an error), then raise that error."""
         if not isinstance(body, dict):
-            raise _error(
-                LLMResponseError, "LLM endpoint returned a JSON body that is not an object",
-                model=model, status=status, request_id=request_id,
-            )  # fmt: skip
-        request_id = body.get("id") or request_id
+            raise self._unverified(req, reservation, "a body that is not an object", request_id)
+        if isinstance(body.get("id"), str):
+            request_id = body["id"]
+        usage: Usage | None = None
+        reported: Decimal | None = None
+        if body.get("usage") is not None:
+            try:
+                usage, reported = parse_usage(body["usage"])
+            except InvalidUsage as exc:
+                raise self._unverified(
+                    req, reservation, f"invalid usage: {exc}", request_id
+                ) from None
+        failure = self._failure(req, body, request_id)
+        source: CostSource
+        if usage is None:
+            if failure is not None:
+                raise failure  # an error without usage: nothing billed, reservation released
+            usage, cost, source = Usage(), None, "unpriced"
+        elif reported is not None:
+            cost, source = reported, "provider"
+        else:
+            cost = self._price(req, body, usage)
+            source = "pricing" if cost is not None else "unpriced"
+        charged = self._charge(req, usage, cost, reservation, source, failed=failure is not None)
+        if failure is not None:
+            raise failure
+        return _Billed(
+            body=body,
+            usage=usage,
+            cost=charged,
+            source=source,
+            request_id=request_id,
+            attempt=attempt,
+        )
+
+    def _failure(
+        self, req: Request, body: Mapping[str, Any], request_id: str | None
+    ) -> LLMError | None:
+        """What is wrong with a 200 body, or None when it holds a usable answer."""
         if body.get("error") is not None:
-            self._raise_embedded(body["error"], body, model, request_id)
+            return self._embedded(req, body["error"], request_id)
         choices = body.get("choices")
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise _error(
-                LLMResponseError, "LLM endpoint returned no choices",
-                model=model, status=status, request_id=request_id,
-            )  # fmt: skip
+            return LLMResponseError(
+                "LLM endpoint returned no choices",
+                model=req.model,
+                status_code=200,
+                request_id=request_id,
+            )
         choice = choices[0]
         if choice.get("error") is not None or choice.get("finish_reason") == "error":
-            self._raise_embedded(choice.get("error") or {}, choice, model, request_id)
+            return self._embedded(req, choice.get("error") or {}, request_id)
+        if choice.get("finish_reason") == "content_filter":
+            return content_filter_error(model=req.model, request_id=request_id)
         if not isinstance(choice.get("message"), dict):
-            raise _error(
-                LLMResponseError, "LLM endpoint returned a choice with no message",
-                model=model, status=status, request_id=request_id,
-            )  # fmt: skip
-        return body, model, attempt, request_id
+            return LLMResponseError(
+                "LLM endpoint returned a choice with no message",
+                model=req.model,
+                status_code=200,
+                request_id=request_id,
+            )
+        return None
 
-    @staticmethod
-    def _raise_embedded(error: Any, holder: Mapping[str, Any], model: str, request_id: Any) -> None:
-        code = error.get("code") if isinstance(error, Mapping) else None
-        try:
-            status = int(code) if code is not None else None
-        except (TypeError, ValueError):
-            status = None
-        detail = _server_message({"error": error})
-        transient = _status_transient(status, None) if status is not None else None
-        cls = _status_error_class(status) if status is not None else LLMResponseError
-        if cls is LLMError:
-            cls = LLMResponseError
-        raise _error(
-            cls,
-            f"LLM endpoint returned an error inside a 200 response (code {code})"
-            + (f": {detail}" if detail else ""),
-            model=model,
-            status=status,
-            request_id=str(request_id) if request_id else None,
-            transient=transient,
-        )
+    def _embedded(self, req: Request, error: Any, request_id: str | None) -> LLMError:
+        redact = Redactor(self._api_key, req.secrets)
+        return embedded_error(error, model=req.model, redact=redact, request_id=request_id)
+
+    # conveniences ------------------------------------------------------------------
 
     async def call(
         self, prompt: Prompt, model: str | None = None, agent_name: str = "unknown", **kwargs: Any
@@ -744,20 +898,28 @@ class AsyncLLMClient:
     ) -> list[Classification]:
         """Classify ``items`` into ``labels``: validated, re-asked once, escalated rarely.
 
-        See `audit_core.llm._classify` for the flow; one result per item, in order.
+        One result per item, in order, always: an item whose request failed has
+        ``label=None`` and the typed `LLMError` in ``error``. Raises only for
+        programming errors (`ConfigError`). See `audit_core.llm._classify` for the flow.
         """
-        from audit_core.llm._classify import classify
-
-        return await classify(
-            self, items, labels, instructions=instructions, agent_name=agent_name,
-            model=model, escalation_model=escalation_model, batch_size=batch_size,
+        self._check_open()
+        results = await classify_items(
+            self.complete,
+            items,
+            labels,
+            instructions=instructions,
+            agent_name=agent_name,
+            model=model or self.default_model,
+            escalation_model=escalation_model or self.escalation_model,
+            batch_size=batch_size,
             min_confidence=min_confidence,
-        )  # fmt: skip
-
-    def count_escalation(self, reason: str) -> None:
-        """Count one item escalated to the escalation model (``reason``: why)."""
-        self._metrics.llm_escalations.labels(reason).inc()
-        self.escalations[reason] = self.escalations.get(reason, 0) + 1
+        )
+        for result in results:
+            reason = result.escalation_reason
+            if reason is not None:
+                self._metrics.llm_escalations.labels(reason).inc()
+                self.escalations[reason] = self.escalations.get(reason, 0) + 1
+        return results
 
     async def batch(
         self,
@@ -774,8 +936,9 @@ class AsyncLLMClient:
         """Run ``prompts`` concurrently; results in input order.
 
         Never more than ``max_concurrency`` requests are in flight on this client, also
-        across batches. With ``return_exceptions=True`` a failed prompt's slot holds its
-        `LLMError`; with ``False`` the first failure cancels the rest and is raised.
+        across batches (fewer while the adaptive limit backs off a rate-limited endpoint).
+        With ``return_exceptions=True`` a failed prompt's slot holds its `LLMError`; with
+        ``False`` the first failure cancels the rest and is raised.
         ``on_progress(done, total)`` is called after each prompt finishes.
         """
         self._check_open()

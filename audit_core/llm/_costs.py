@@ -43,6 +43,13 @@ class CostLedger:
         self.completion_tokens = 0
         self.unpriced_calls = 0
         self.unpriced_models: set[str] = set()
+        # Every billed attempt is here: those that failed after billing (an error
+        # inside a 200 with usage, a content filter, usage that fails validation) too.
+        self.billed_failures = 0
+        self.by_source: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+        self.calls_by_source: dict[str, int] = defaultdict(int)
+        # Replies whose real cost exceeded the worst case reserved for them.
+        self.overruns = 0
         self.calls_by_model: dict[str, int] = defaultdict(int)
         self.tokens_by_model: dict[str, int] = defaultdict(int)
         # What the response cache and in-flight deduplication saved (USD: what the
@@ -92,24 +99,36 @@ class CostLedger:
         prompt_tokens: int,
         completion_tokens: int,
         reservation: Reservation | None = None,
-    ) -> None:
-        """Settle one successful call (``cost=None``: no price was known)."""
+        source: str = "pricing",
+        failed: bool = False,
+    ) -> bool:
+        """Settle one billed attempt (``cost=None``: no price was known; ``failed``: the
+        attempt was billed but raised). Returns True when ``cost`` overran the reservation.
+        """
         with self._lock:
+            overrun = False
             if reservation is not None and reservation.open:
                 reservation.open = False
                 self.reserved_usd -= reservation.amount
+                overrun = cost is not None and cost > reservation.amount
+                self.overruns += overrun
             self.calls += 1
+            self.billed_failures += failed
+            self.calls_by_source[source] += 1
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
             self.calls_by_model[model] += 1
             self.tokens_by_model[model] += prompt_tokens + completion_tokens
-            if cost is None:
+            if cost is None or source == "unpriced":
                 self.unpriced_calls += 1
                 self.unpriced_models.add(model)
-                return
+            if cost is None:
+                return overrun
             self.total_usd += cost
             self.by_model[model] += cost
             self.by_agent[agent] += cost
+            self.by_source[source] += cost
+            return overrun
 
     def record_saving(
         self, *, model: str, cost: Decimal, prompt_tokens: int, completion_tokens: int
@@ -136,6 +155,10 @@ class CostLedger:
                 "completion_tokens": self.completion_tokens,
                 "unpriced_calls": self.unpriced_calls,
                 "unpriced_models": sorted(self.unpriced_models),
+                "billed_failures": self.billed_failures,
+                "overruns": self.overruns,
+                "by_source": {k: str(v) for k, v in sorted(self.by_source.items())},
+                "calls_by_source": dict(sorted(self.calls_by_source.items())),
                 "calls_by_model": dict(sorted(self.calls_by_model.items())),
                 "tokens_by_model": dict(sorted(self.tokens_by_model.items())),
                 "saved": {

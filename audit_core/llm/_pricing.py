@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,33 +23,39 @@ def _dec(value: Decimal | float | int | str, what: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """USD per million tokens: input, output, and (when the provider discounts it) cached input."""
+    """USD per million tokens: input, output, cached input (a cache read) and, keyword-only,
+    cache writes (Anthropic charges them above the input rate). A missing cache price
+    means the plain input rate."""
 
     input_per_mtok: Decimal
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None = None
+    _: KW_ONLY
+    cache_write_per_mtok: Decimal | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_per_mtok", _dec(self.input_per_mtok, "input_per_mtok"))
-        object.__setattr__(self, "output_per_mtok", _dec(self.output_per_mtok, "output_per_mtok"))
-        if self.cached_input_per_mtok is not None:
-            object.__setattr__(
-                self,
-                "cached_input_per_mtok",
-                _dec(self.cached_input_per_mtok, "cached_input_per_mtok"),
-            )
+        for name in ("input_per_mtok", "output_per_mtok"):
+            object.__setattr__(self, name, _dec(getattr(self, name), name))
+        for name in ("cached_input_per_mtok", "cache_write_per_mtok"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _dec(getattr(self, name), name))
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
-        """Exact cost of one call's tokens."""
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> Decimal:
+        """Exact cost of one call's tokens (cache reads and writes are part of the prompt)."""
         cached = min(max(cached_tokens, 0), prompt_tokens)
-        cached_price = (
-            self.cached_input_per_mtok
-            if self.cached_input_per_mtok is not None
-            else self.input_per_mtok
-        )
+        written = min(max(cache_write_tokens, 0), prompt_tokens - cached)
+        read_price = self.cached_input_per_mtok
+        write_price = self.cache_write_per_mtok
         return (
-            (prompt_tokens - cached) * self.input_per_mtok
-            + cached * cached_price
+            (prompt_tokens - cached - written) * self.input_per_mtok
+            + cached * (self.input_per_mtok if read_price is None else read_price)
+            + written * (self.input_per_mtok if write_price is None else write_price)
             + completion_tokens * self.output_per_mtok
         ) / _MILLION
 
@@ -58,8 +64,12 @@ BUILTIN_PRICES: Mapping[str, ModelPrice] = {
     "openai/gpt-4o-mini": ModelPrice(Decimal("0.15"), Decimal("0.60"), Decimal("0.075")),
     "openai/gpt-4o": ModelPrice(Decimal("2.50"), Decimal("10"), Decimal("1.25")),
     "openai/gpt-4-turbo": ModelPrice(Decimal("10"), Decimal("30")),
-    "anthropic/claude-3.5-haiku": ModelPrice(Decimal("0.80"), Decimal("4"), Decimal("0.08")),
-    "anthropic/claude-haiku-4.5": ModelPrice(Decimal("1"), Decimal("5"), Decimal("0.10")),
+    "anthropic/claude-3.5-haiku": ModelPrice(
+        Decimal("0.80"), Decimal("4"), Decimal("0.08"), cache_write_per_mtok=Decimal("1")
+    ),
+    "anthropic/claude-haiku-4.5": ModelPrice(
+        Decimal("1"), Decimal("5"), Decimal("0.10"), cache_write_per_mtok=Decimal("1.25")
+    ),
 }
 
 
@@ -70,20 +80,27 @@ def calculate_cost(
     pricing: Mapping[str, ModelPrice] | None = None,
     *,
     cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> Decimal:
     """Cost in USD of ``prompt_tokens`` in and ``completion_tokens`` out on ``model``.
 
     ``pricing`` is merged over the built-in table. An unknown model raises
     ``ConfigError`` naming it: no model is ever priced as another.
     """
-    if prompt_tokens < 0 or completion_tokens < 0:
+    if min(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens) < 0:
         raise ConfigError("token counts must not be negative")
     price = (pricing or {}).get(model) or BUILTIN_PRICES.get(model)
     if price is None:
         raise ConfigError(
             f"no price known for model {model!r}; pass pricing={{{model!r}: ModelPrice(...)}}"
         )
-    return price.cost(prompt_tokens, completion_tokens, cached_tokens)
+    return price.cost(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens)
+
+
+def _per_mtok(per_token: Any) -> Decimal | None:
+    if per_token in (None, ""):
+        return None
+    return (Decimal(str(per_token)) * _MILLION).normalize()
 
 
 def prices_from_models_listing(body: Mapping[str, Any]) -> dict[str, ModelPrice]:
@@ -101,10 +118,11 @@ def prices_from_models_listing(body: Mapping[str, Any]) -> dict[str, ModelPrice]
         try:
             prompt = Decimal(str(pricing["prompt"])) * _MILLION
             completion = Decimal(str(pricing["completion"])) * _MILLION
-            cached_raw = pricing.get("input_cache_read")
-            cached = Decimal(str(cached_raw)) * _MILLION if cached_raw not in (None, "") else None
             out[model_id] = ModelPrice(
-                prompt.normalize(), completion.normalize(), cached and cached.normalize()
+                prompt.normalize(),
+                completion.normalize(),
+                _per_mtok(pricing.get("input_cache_read")),
+                cache_write_per_mtok=_per_mtok(pricing.get("input_cache_write")),
             )
         except (KeyError, ArithmeticError, ValueError, ConfigError):
             continue
