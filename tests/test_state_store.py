@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import (
     AsyncStateStore,
+    ClientClosedError,
     ConfigError,
     Settings,
     StateConflictError,
@@ -32,7 +33,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[AsyncStateStore]:
-    async with AsyncStateStore(
+    async with AsyncStateStore.from_url(
         store_url, key_prefix=f"t{uuid.uuid4().hex[:8]}", registry=CollectorRegistry()
     ) as s:
         yield s
@@ -202,8 +203,8 @@ async def test_concurrent_updates_from_two_stores_lose_nothing(store_url: str) -
     prefix = f"t{uuid.uuid4().hex[:8]}"
     registry = CollectorRegistry()
     async with (
-        AsyncStateStore(store_url, key_prefix=prefix, registry=registry) as a,
-        AsyncStateStore(store_url, key_prefix=prefix, registry=registry) as b,
+        AsyncStateStore.from_url(store_url, key_prefix=prefix, registry=registry) as a,
+        AsyncStateStore.from_url(store_url, key_prefix=prefix, registry=registry) as b,
     ):
         await asyncio.gather(
             *(
@@ -329,20 +330,22 @@ async def test_cancelled_writes_leave_store_consistent(store: AsyncStateStore) -
 
 
 async def test_closed_store_is_a_clear_error(store_url: str) -> None:
-    """aclose twice is fine; using a closed store raises StateManagerError."""
-    s = AsyncStateStore(store_url, registry=CollectorRegistry())
+    """aclose twice is fine; using a closed store raises ClientClosedError."""
+    s = AsyncStateStore.from_url(store_url, registry=CollectorRegistry())
     await s.aclose()
     await s.aclose()
-    with pytest.raises(StateManagerError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         await s.restore("x")
+    with pytest.raises(ClientClosedError):
+        await s.save("x", {})
 
 
 def test_bad_construction() -> None:
     """Unknown URL schemes and modes are ConfigError."""
     with pytest.raises(ConfigError, match="scheme"):
-        AsyncStateStore("http://x")
+        AsyncStateStore.from_url("http://x")
     with pytest.raises(ConfigError, match="on_unavailable"):
-        AsyncStateStore("memory://", on_unavailable="ignore")  # type: ignore[arg-type]
+        AsyncStateStore.from_url("memory://", on_unavailable="ignore")  # type: ignore[arg-type]
 
 
 async def test_from_settings_uses_embedded_store_by_default() -> None:
@@ -356,7 +359,7 @@ async def test_from_settings_uses_embedded_store_by_default() -> None:
 async def test_operations_are_counted_and_timed(store_url: str) -> None:
     """audit_state_ops_total{op,outcome} and audit_state_op_seconds{op} follow each call."""
     registry = CollectorRegistry()
-    async with AsyncStateStore(store_url, key_prefix="m", registry=registry) as s:
+    async with AsyncStateStore.from_url(store_url, key_prefix="m", registry=registry) as s:
         await s.save("run-m", {"a": 1})
         await s.restore("run-m")
         await s.restore("run-m")

@@ -1,12 +1,14 @@
 """`AsyncStateStore`: resumable workflow state on ``redis.asyncio``.
 
 Layout: one string key per run, ``{prefix}:{run_id}:state``, holding the JSON envelope
-``{"version": N, "updated_at": "...", "state": {...}}`` with a TTL. Every write goes
-through one Lua script that touches only that key (so the store runs unchanged on Redis
-Cluster) and never decodes the state (so big integers and ``[]``/``{}`` stay exact).
+``{"version":N,"updated_at":"...","fence":F,"codec":"orjson","state":{...}}`` with a TTL.
+Writes go through one Lua script (`_scripts.WRITE`) that touches only that key (so the
+store runs unchanged on Redis Cluster), reads only the envelope's head, and never decodes
+the state (so big integers and ``[]``/``{}`` stay exact). Reads are a plain ``GET``.
 
-``memory://`` is an embedded in-process Redis (fakeredis, Lua included): the same code
-path, not durable. ``memory://NAME`` names a separate embedded server.
+``on_unavailable="degrade"`` keeps a run going while Redis is unreachable: reads fall
+back to what this process last saw or wrote, writes go to the outage buffer
+(`_buffer.OutageBuffer`) and are replayed as described in `AsyncStateStore.flush`.
 """
 
 from __future__ import annotations
@@ -14,35 +16,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
-import redis.asyncio as aioredis
+import orjson
 from redis import exceptions as redis_errors
 
 from audit_core import _constants as C
+from audit_core._lifecycle import AsyncLifecycle
 from audit_core._logging import get_logger
-from audit_core._settings import redact_url
+from audit_core._settings import resolve_settings
 from audit_core.errors import (
     ConfigError,
     StateConflictError,
+    StateLockLostError,
     StateManagerError,
     StateStoreUnavailableError,
 )
 from audit_core.metrics import get_metrics
-from audit_core.retry import RetryPolicy, Transient
-from audit_core.state._codec import Envelope, decode_envelope, encode_state
+from audit_core.retry import RetryPolicy
+from audit_core.state import _scripts
+from audit_core.state._buffer import (
+    BufferedWrite,
+    OutageBuffer,
+    PendingRun,
+    UpdateFunction,
+    WriteKind,
+    journal_path,
+)
+from audit_core.state._codec import (
+    STDLIB,
+    EncodedState,
+    Envelope,
+    decode_envelope,
+    encode_state,
+)
+from audit_core.state._connect import UNAVAILABLE, classify, connect
+from audit_core.state._lock import LockScope, RunLock, fence_for
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from typing_extensions import Unpack
 
     from audit_core._settings import Settings
 
@@ -57,60 +79,45 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$")
 DEFAULT_MAX_STATE_BYTES = 8 * 1024 * 1024
 DEFAULT_CONFLICT_RETRIES = 32
 DEFAULT_PROBE_INTERVAL_S = 1.0
+CONFLICT_WAIT_INITIAL_S = 0.002
+CONFLICT_WAIT_MAX_S = 0.1
 _RECENT_RUNS = 1024
-# Set inside a write-through so the reads it does itself do not start another one.
-_IN_WRITE_THROUGH: ContextVar[bool] = ContextVar("audit_state_in_write_through", default=False)
+_REPLAY_RACES = 8
 
-# KEYS[1] state key. ARGV: mode ('any' | 'eq' | 'newer'), expected version (for 'eq'),
-# state JSON, updated_at (fixed-width UTC, so it compares as text), ttl seconds.
-# Returns {1, new_version} when written, {0, current_version} when the condition failed.
-# Reads only the envelope's head (GETRANGE), not the whole state: version and updated_at
-# sit in its first bytes, so a 100 KB state is not copied into Lua just to be replaced.
-_WRITE_LUA = """
-local cur = redis.call('GETRANGE', KEYS[1], 0, 79)
-if cur == '' then cur = false end
-local v = 0
-local at = ''
-if cur then
-  local mv, mat = string.match(cur, '^{"version":(%d+),"updated_at":"([^"]*)"')
-  if mv then v = tonumber(mv); at = mat end
-end
-if ARGV[1] == 'eq' and tonumber(ARGV[2]) ~= v then return {0, v} end
-if ARGV[1] == 'newer' and cur and at >= ARGV[4] then return {0, v} end
-v = v + 1
-redis.call('SET', KEYS[1],
-  '{"version":' .. string.format('%d', v) .. ',"updated_at":"' .. ARGV[4] .. '","state":'
-  .. ARGV[3] .. '}', 'EX', ARGV[5])
-return {1, v}
-"""
-
-_UNAVAILABLE = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)
-_CLUSTER_TRANSIENT: tuple[type[Exception], ...] = tuple(
-    getattr(redis_errors, name)
-    for name in ("ClusterDownError", "TryAgainError", "MasterDownError")
-    if hasattr(redis_errors, name)
-)
-
-_memory_servers: dict[str, Any] = {}
+Changes = Mapping[str, Any] | UpdateFunction
 
 
-def _classify(exc: Exception) -> Transient | None:
-    if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
-        return Transient("timeout")
-    if isinstance(exc, redis_errors.BusyLoadingError):
-        return Transient("loading")
-    if isinstance(exc, _CLUSTER_TRANSIENT):
-        return Transient("cluster")
-    if isinstance(exc, redis_errors.ConnectionError | ConnectionError | OSError):
-        return Transient("connection")
-    return None
+class StoreOptions(TypedDict, total=False):
+    """Keyword arguments of `AsyncStateStore` (for ``from_url`` / ``from_settings``)."""
+
+    ttl_s: int
+    completed_ttl_s: int
+    key_prefix: str
+    on_unavailable: Literal["degrade", "raise"]
+    max_state_bytes: int
+    conflict_retries: int
+    probe_interval_s: float
+    buffer_path: str | PathLike[str] | None
+    retry_policy: RetryPolicy | None
+    registry: CollectorRegistry | None
+    now: Callable[[], float]
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
+    rng: Callable[[], float]
+
+
+class UrlOptions(StoreOptions, total=False):
+    """`StoreOptions` plus the connection settings of `AsyncStateStore.from_url`."""
+
+    socket_timeout_s: float
+    connect_timeout_s: float
+    max_connections: int
+
+
+class SettingsOptions(UrlOptions, total=False):
+    """`UrlOptions` plus ``url``, for `AsyncStateStore.from_settings`."""
+
+    url: str
 
 
 def _now_text(now: float) -> str:
@@ -126,28 +133,32 @@ class StoredState:
     updated_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Seen:
-    """What this process last wrote or read of a run, for the degraded-mode fallback.
+    """What this process last wrote or read of a run, for the outage fallback.
 
-    Kept as bytes and decoded only when that fallback is read: a save costs no decode, and
-    a caller mutating the dict it saved or restored cannot change what is kept here.
+    Kept as bytes and decoded only when the fallback is read, so a caller mutating the
+    dict it saved or restored cannot change what is kept here.
     """
 
     version: int
     updated_at: str | None
-    raw: bytes  # the state's JSON; with stored=True the whole stored value (envelope)
-    stored: bool = False
+    raw: bytes  # the state's JSON; with envelope=True the whole stored value
+    codec: str
+    envelope: bool = False
+    server: str | None = None  # the Redis run id it was seen on, to tell a restart
 
     def view(self, run_id: str) -> StoredState:
-        if self.stored:
+        if self.envelope:
             state = decode_envelope(self.raw, run_id=run_id).state
-        else:
+        elif self.codec == STDLIB:
             state = json.loads(self.raw)
+        else:
+            state = orjson.loads(self.raw)
         return StoredState(state, self.version, self.updated_at)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunInfo:
     """One run as `AsyncStateStore.list_runs` reports it."""
 
@@ -157,64 +168,51 @@ class RunInfo:
     status: str | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FlushReport:
-    """What `AsyncStateStore.flush` wrote through, what is still pending, and what
-    lost to newer data written by another process."""
+    """What `AsyncStateStore.flush` did with the writes buffered during an outage.
+
+    ``written``: replayed as they were made. ``restored``: Redis was behind what this
+    process had seen (a restart without persistence), so the whole last-known state was
+    written back. ``superseded``: a buffered save lost to newer data another process
+    wrote. ``conflicts``: a conditional write whose base was no longer current, never
+    applied. ``pending``: still waiting for Redis.
+    """
 
     written: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.pending
 
 
-@dataclass
-class _Op:
-    kind: Literal["save", "merge", "call", "delete"]
-    payload: Any
-    ttl_s: int
-    at: str
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    write: Any
+    raise_fence: Any
+    next_fence: Any
+    extend_lock: Any
+    release_lock: Any
 
 
-class RunLock:
-    """A held run lock; `extend` pushes its expiry out for a long step."""
-
-    def __init__(self, lock: Any, run_id: str, ttl_s: float) -> None:
-        self._lock = lock
-        self.run_id = run_id
-        self.ttl_s = ttl_s
-
-    async def extend(self, ttl_s: float | None = None) -> None:
-        """Reset the lock's expiry to ``ttl_s`` (default: its ttl) from now."""
-        try:
-            await self._lock.extend(ttl_s or self.ttl_s, replace_ttl=True)
-        except redis_errors.LockError as exc:
-            raise StateConflictError(
-                f"lock on run {self.run_id!r} was lost before it could be extended",
-                run_id=self.run_id,
-            ) from exc
-
-    async def owned(self) -> bool:
-        """Whether this holder still owns the lock in Redis."""
-        return bool(await self._lock.owned())
-
-
-class AsyncStateStore:
+class AsyncStateStore(AsyncLifecycle):
     """Workflow state for resumable runs; see the module docstring for the layout.
 
-    ``on_unavailable="degrade"`` (default) keeps a run going while Redis is unreachable:
-    reads fall back to what this process last saw or wrote (else ``{}``), writes are
-    buffered in process and written through, in order, as soon as Redis answers again
-    (or on `flush`). ``"raise"`` raises `StateStoreUnavailableError` instead. Versions
-    returned while degraded are provisional.
+    ``client`` is a ``redis.asyncio`` client (or cluster client) the caller owns and
+    closes; `from_url` builds one the store owns. ``on_unavailable="degrade"`` (default)
+    keeps a run going while Redis is unreachable (versions returned then are
+    provisional); ``"raise"`` raises `StateStoreUnavailableError` instead.
+    ``buffer_path`` makes the outage buffer survive the process (see `flush`).
+    ``clock``/``sleep``/``rng`` drive probes, lock renewal and conflict backoff.
     """
 
     def __init__(
         self,
-        url_or_client: str | Any = C.DEFAULT_REDIS_URL,
+        client: Any,
         *,
         ttl_s: int = C.DEFAULT_STATE_TTL_S,
         completed_ttl_s: int = C.DEFAULT_COMPLETED_TTL_S,
@@ -222,15 +220,17 @@ class AsyncStateStore:
         on_unavailable: Literal["degrade", "raise"] = "degrade",
         max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
         conflict_retries: int = DEFAULT_CONFLICT_RETRIES,
-        socket_timeout_s: float = 5.0,
-        connect_timeout_s: float = 2.0,
-        max_connections: int = 64,
         probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+        buffer_path: str | PathLike[str] | None = None,
         retry_policy: RetryPolicy | None = None,
         registry: CollectorRegistry | None = None,
         now: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
     ) -> None:
+        if isinstance(client, str):
+            raise ConfigError("AsyncStateStore takes a redis client; use from_url() for a URL")
         if on_unavailable not in ("degrade", "raise"):
             raise ConfigError(
                 f"on_unavailable must be 'degrade' or 'raise', got {on_unavailable!r}"
@@ -246,128 +246,110 @@ class AsyncStateStore:
         self.key_prefix = key_prefix
         self.on_unavailable = on_unavailable
         self.max_state_bytes = max_state_bytes
-        self.conflict_retries = conflict_retries
+        self.conflict_retries = max(1, conflict_retries)
         self.probe_interval_s = probe_interval_s
+        self.url = "<client>"
+        self.durable = True
         self._now = now
-        self._monotonic = monotonic
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
         self._metrics = get_metrics(registry)
         self._policy = retry_policy or RetryPolicy(
             attempts=3, timeout_s=5.0, wait_initial_s=0.05, wait_max_s=0.5
         )
-        self._closed = False
         self._degraded = False
         self._next_probe = 0.0
-        self._pending: dict[str, list[_Op]] = {}
         self._flush_lock = asyncio.Lock()
         self._recent: OrderedDict[str, _Seen] = OrderedDict()
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._owns_client = isinstance(url_or_client, str)
-        self.url = "<client>"
-        self.durable = True
-        if isinstance(url_or_client, str):
-            self.url = redact_url(url_or_client)
-            self._redis = self._connect(
-                url_or_client, socket_timeout_s, connect_timeout_s, max_connections
+        self._redis = client
+        self._scripts = _Scripts(
+            *(
+                client.register_script(source)
+                for source in (
+                    _scripts.WRITE,
+                    _scripts.RAISE_FENCE,
+                    _scripts.NEXT_FENCE,
+                    _scripts.EXTEND_LOCK,
+                    _scripts.RELEASE_LOCK,
+                )
             )
-        else:
-            self._redis = url_or_client
-        self._script = self._redis.register_script(_WRITE_LUA)
-
-    def _connect(self, url: str, socket_timeout: float, connect_timeout: float, pool: int) -> Any:
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme == "memory":
-            import fakeredis
-
-            name = url.split("://", 1)[1] or "default"
-            server = _memory_servers.get(name)
-            if server is None:
-                server = _memory_servers[name] = fakeredis.FakeServer()
-            self.durable = False
-            _log.info(
-                "audit_core.state.embedded",
-                url=f"memory://{name}",
-                durable=False,
-                note="embedded in-process store: state is lost when the process exits",
-            )
-            return fakeredis.FakeAsyncRedis(server=server, lua_modules=set())
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(
-                "state store URL must start with redis://, rediss://, unix:// or memory://; "
-                f"got scheme {scheme!r}"
-            )
-        from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialBackoff
-
-        # redis-py's own retry only covers a dropped pooled connection (one quick
-        # reconnect); the shared policy above it owns backoff and the deadline, so the
-        # two layers do not multiply.
-        return aioredis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            health_check_interval=30,
-            max_connections=pool,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
         )
+        self._buffer = OutageBuffer(journal_path(buffer_path))
+        self._unreported: list[FlushReport] = []
+        self._server: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> AsyncStateStore:
-        """A store on ``REDIS_URL`` / ``REDIS_HOST`` (else embedded) with ``AUDIT_STATE_TTL_S``."""
-        if settings is None:
-            from audit_core._settings import Settings
+    def from_url(
+        cls,
+        url: str = C.DEFAULT_REDIS_URL,
+        *,
+        socket_timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+        max_connections: int = 64,
+        **options: Unpack[StoreOptions],
+    ) -> AsyncStateStore:
+        """A store on its own client for ``redis://``, ``rediss://``, ``unix://`` or
+        ``memory://[NAME]`` (embedded, in-process, not durable); closed with the store."""
+        conn = connect(
+            url,
+            socket_timeout_s=socket_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_connections=max_connections,
+        )
+        store = cls(conn.client, **options)
+        store.url = conn.url
+        store.durable = conn.durable
+        store._owns_resources = True
+        return store
 
-            settings = Settings.from_env()
-        kwargs: dict[str, Any] = {"ttl_s": settings.state_ttl_s}
-        kwargs.update(overrides)
-        url = kwargs.pop("url_or_client", settings.redis_url)
-        return cls(url, **kwargs)
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, **overrides: Unpack[SettingsOptions]
+    ) -> AsyncStateStore:
+        """A store on ``REDIS_URL`` / ``REDIS_HOST`` (else embedded), resolved in order:
+        ``overrides``, then ``settings`` (default `Settings.from_env`): ``AUDIT_STATE_TTL_S``
+        for ``ttl_s`` and ``AUDIT_STATE_BUFFER`` for ``buffer_path``."""
+        resolved = resolve_settings(settings)
+        options: UrlOptions = {"ttl_s": resolved.state_ttl_s, "buffer_path": resolved.state_buffer}
+        url = resolved.redis_url
+        for name, value in overrides.items():
+            if name == "url":
+                url = value  # type: ignore[assignment]
+            else:
+                options[name] = value  # type: ignore[literal-required]
+        return cls.from_url(url, **options)
 
-    # lifecycle ------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Write through what is pending if Redis answers, then close. Safe twice."""
-        if self._closed:
-            return
-        if self._pending:
-            with contextlib.suppress(StateManagerError):
-                report = await self.flush()
-                if report.pending:
+    async def _aclose_resources(self) -> None:
+        """Write through what is pending if Redis answers, then close."""
+        try:
+            if self._buffer:
+                with contextlib.suppress(StateManagerError, *UNAVAILABLE):
+                    await self.flush()
+                if self._buffer:
                     _log.error(
                         "audit_core.state.closed_with_pending",
-                        runs=len(report.pending),
-                        note="state written during the outage was never stored in Redis",
+                        runs=len(self._buffer),
+                        kept_in=str(self._buffer.path) if self._buffer.path else None,
+                        note="state written during the outage has not reached Redis",
                     )
-        self._closed = True
-        if self._owns_client:
-            await self._redis.aclose()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StateManagerError("this AsyncStateStore is closed; create a new one")
+        finally:
+            self._buffer.close()
+            if self._owns_resources:
+                await self._redis.aclose()
 
     def __repr__(self) -> str:
         return (
             f"AsyncStateStore(url={self.url!r}, key_prefix={self.key_prefix!r}, "
-            f"degraded={self._degraded}, pending_runs={len(self._pending)})"
+            f"degraded={self._degraded}, pending_runs={len(self._buffer)})"
         )
 
     @property
     def degraded(self) -> bool:
-        """True while Redis is unreachable and writes are buffered in process."""
+        """True while Redis is unreachable and writes are buffered."""
         return self._degraded
 
     @property
@@ -388,60 +370,92 @@ class AsyncStateStore:
             )
         return run_id
 
-    # degraded-mode plumbing ---------------------------------------------------------
+    def _count(self, op: str, outcome: str) -> None:
+        self._metrics.state_ops.labels(op, outcome).inc()
 
-    def _enter_degraded(self, op: str, exc: BaseException) -> None:
+    # the one outage branch -----------------------------------------------------------
+
+    def _outage(self, op: str, exc: BaseException) -> None:
+        """Redis did not answer ``op``: strict mode raises, degrade mode starts buffering."""
+        if self.on_unavailable == "raise":
+            raise StateStoreUnavailableError(
+                f"state store {self.url} is unreachable during {op} ({type(exc).__name__})"
+            ) from None
         if not self._degraded:
             _log.warning(
                 "audit_core.state.degraded",
                 url=self.url,
                 op=op,
                 error_type=type(exc).__name__,
-                note="Redis unreachable; buffering writes in process",
+                note="Redis unreachable; buffering writes",
             )
         self._degraded = True
         self._metrics.state_degraded.set(1)
-        self._next_probe = self._monotonic() + self.probe_interval_s
+        self._next_probe = self._clock() + self.probe_interval_s
 
-    def _unavailable(self, op: str, exc: BaseException) -> StateStoreUnavailableError:
-        return StateStoreUnavailableError(
-            f"state store {self.url} is unreachable during {op} ({type(exc).__name__})"
-        )
+    async def _begin(self, run_id: str | None = None) -> None:
+        """Top of every operation, before any run lock is taken: recover if due and
+        write the buffer through. Never called with a run lock held, so never re-entered."""
+        self._check_open()
+        if run_id is not None:
+            self._check_run_id(run_id)
+        if self._degraded:
+            await self._probe()
+        if self._server is None and not self._degraded:
+            self._server = await self._server_id()
+        if self._buffer and not self._degraded:
+            report = await self._write_through()
+            if report.written or report.restored or report.superseded or report.conflicts:
+                self._unreported.append(report)
+
+    async def _probe(self) -> None:
+        """While degraded: PING when the probe interval has passed; leave degraded mode
+        when Redis answers."""
+        if self._clock() < self._next_probe:
+            return
+        self._next_probe = self._clock() + self.probe_interval_s
+        try:
+            await self._redis.ping()
+        except UNAVAILABLE:
+            return
+        self._degraded = False
+        self._server = None  # it may have restarted: look again before the next write
+        self._metrics.state_degraded.set(0)
+        _log.info("audit_core.state.recovered", url=self.url, pending_runs=len(self._buffer))
+
+    async def _server_id(self) -> str | None:
+        """The Redis server's run id, which changes when it restarts ("" if unknown)."""
+        try:
+            info = await self._redis.info("server")
+        except UNAVAILABLE:
+            return None
+        except redis_errors.RedisError:
+            return ""
+        run = info.get("run_id") if isinstance(info, dict) else None
+        return run if isinstance(run, str) else ""
 
     async def _redis_call(self, op: str, fn: Callable[[int], Awaitable[T]]) -> T:
-        """Run ``fn`` under the shared policy; raises one of _UNAVAILABLE when Redis is down."""
-        if self._degraded:
-            await self._maybe_recover()
-            if self._degraded:
-                raise ConnectionError("state store degraded; next probe pending")
+        """Run ``fn`` under the shared policy; raises one of UNAVAILABLE when Redis is down."""
         started = time.perf_counter()
         try:
             result = await self._policy.call(
-                fn, client="state", classify=_classify, metrics=self._metrics
+                fn, client="state", classify=classify, metrics=self._metrics
             )
-        except _UNAVAILABLE:
-            self._metrics.state_ops.labels(op, "unavailable").inc()
+        except UNAVAILABLE:
+            self._count(op, "unavailable")
             raise
         except redis_errors.ResponseError as exc:
-            self._metrics.state_ops.labels(op, "error").inc()
+            self._count(op, "error")
             raise StateManagerError(f"Redis rejected {op}: {exc}") from None
-        self._metrics.state_ops.labels(op, "ok").inc()
+        self._count(op, "ok")
         self._metrics.state_seconds.labels(op).observe(time.perf_counter() - started)
         return result
 
-    async def _maybe_recover(self) -> FlushReport | None:
-        """Probe Redis when due; on recovery write the buffer through and return the report."""
-        if self._monotonic() < self._next_probe:
-            return None
-        self._next_probe = self._monotonic() + self.probe_interval_s
-        try:
-            await self._redis.ping()
-        except _UNAVAILABLE:
-            return None
-        self._degraded = False
-        self._metrics.state_degraded.set(0)
-        _log.info("audit_core.state.recovered", url=self.url, pending_runs=len(self._pending))
-        return await self._write_through()
+    def _lock_for(self, run_id: str) -> asyncio.Lock:
+        lock = self._run_locks.get(run_id)
+        if lock is None:
+            lock = self._run_locks[run_id] = asyncio.Lock()
+        return lock
 
     def _remember(self, run_id: str, seen: _Seen) -> None:
         self._recent[run_id] = seen
@@ -453,43 +467,88 @@ class AsyncStateStore:
         seen = self._recent.get(run_id)
         return seen.view(run_id) if seen else StoredState({}, 0, None)
 
-    def _buffer(self, run_id: str, op: _Op, state_json: bytes | None) -> int:
-        self._pending.setdefault(run_id, []).append(op)
-        base = self._recent.get(run_id)
-        version = (base.version if base else 0) + 1
-        if state_json is None:
-            self._recent.pop(run_id, None)
-        else:
-            self._remember(run_id, _Seen(version, op.at, state_json))
-        self._metrics.state_ops.labels(op.kind, "buffered").inc()
-        return version
-
     # reads ---------------------------------------------------------------------------
 
     async def load(self, run_id: str) -> StoredState:
         """The run's state with its version (``version`` 0 and ``{}`` when absent)."""
-        self._check_open()
-        key = self.key(run_id)
-        if run_id in self._pending and not self._degraded and not _IN_WRITE_THROUGH.get():
-            await self._maybe_flush()
-        try:
-            raw = await self._redis_call("restore", lambda _: self._redis.get(key))
-        except _UNAVAILABLE as exc:
-            if self.on_unavailable == "raise":
-                raise self._unavailable("restore", exc) from None
-            self._enter_degraded("restore", exc)
-            self._metrics.state_ops.labels("restore", "fallback").inc()
-            _log.warning("audit_core.state.fallback_read", run_id=run_id)
-            return self._local_view(run_id)
-        if raw is None:
-            return StoredState({}, 0, None)
-        env: Envelope = decode_envelope(raw, run_id=run_id)
-        self._remember(run_id, _Seen(env.version, env.updated_at, raw, stored=True))
-        return StoredState(env.state, env.version, env.updated_at)
+        await self._begin(run_id)
+        return await self._load(run_id)
 
     async def restore(self, run_id: str) -> dict[str, Any]:
         """The run's saved state, exactly as saved; ``{}`` when there is none."""
         return (await self.load(run_id)).state
+
+    async def _load(self, run_id: str) -> StoredState:
+        if not self._degraded:
+            prev = self._recent.get(run_id)
+            try:
+                env = await self._get(run_id)
+                if prev is not None and prev.version > (env.version if env else 0):
+                    restored = await self._restore_behind(run_id, prev, env)
+                    if restored is not None:
+                        return restored
+            except UNAVAILABLE as exc:
+                self._outage("restore", exc)
+            else:
+                if env is None:
+                    return StoredState({}, 0, None)
+                return StoredState(env.state, env.version, env.updated_at)
+        self._count("restore", "fallback")
+        return self._local_view(run_id)
+
+    async def _restore_behind(
+        self, run_id: str, prev: _Seen, env: Envelope | None
+    ) -> StoredState | None:
+        """Redis holds an older version than this process saw. After a restart without
+        persistence, write the last-known state back (reported by the next `flush`);
+        on the same server it was deleted or expired, which stands."""
+        current = await self._server_id()
+        if not prev.server or not current or current == prev.server:
+            return None
+        self._server = current
+        state = prev.view(run_id).state
+        encoded = encode_state(state, run_id=run_id, max_bytes=self.max_state_bytes)
+        at = prev.updated_at or _now_text(self._now())
+        written, version = await self._write(
+            "restore",
+            run_id,
+            encoded,
+            mode="same",
+            expected=env.version if env else 0,
+            expected_at=env.updated_at if env else None,
+            ttl_s=self._ttl_for(state),
+            at=at,
+            fence=0,
+            version=prev.version,
+        )
+        if not written:
+            return None
+        self._unreported.append(FlushReport(restored=[run_id]))
+        _log.warning(
+            "audit_core.state.redis_behind",
+            run_id=run_id,
+            had=prev.version,
+            found=env.version if env else 0,
+            note="Redis restarted without this run's data; last-known state written back",
+        )
+        return StoredState(state, version, at)
+
+    async def _get(self, run_id: str) -> Envelope | None:
+        key = self.key(run_id)
+        raw = await self._redis_call("restore", lambda _: self._redis.get(key))
+        if raw is None:
+            return None
+        env = decode_envelope(raw, run_id=run_id)
+        seen = _Seen(
+            version=env.version,
+            updated_at=env.updated_at,
+            raw=raw,
+            codec="",
+            envelope=True,
+            server=self._server,
+        )
+        self._remember(run_id, seen)
+        return env
 
     # writes --------------------------------------------------------------------------
 
@@ -497,53 +556,68 @@ class AsyncStateStore:
         self,
         op: str,
         run_id: str,
-        state_json: bytes,
+        state: EncodedState,
         *,
-        mode: Literal["any", "eq", "newer"],
-        expected: int,
+        mode: Literal["any", "eq", "same", "newer"],
+        expected: int = 0,
+        expected_at: str | None = None,
         ttl_s: int,
         at: str,
-    ) -> tuple[bool, int]:
+        fence: int,
+        version: int = 0,
+    ) -> tuple[int, int]:
+        """Run the write script; (1, version) written, (0, current) condition failed.
+
+        A fencing token older than the stored one is `StateLockLostError`.
+        """
         key = self.key(run_id)
-        written, version = await self._redis_call(
-            op,
-            lambda _: self._script(keys=[key], args=[mode, expected, state_json, at, ttl_s]),
+        args = [mode, expected, expected_at or "", state.data, at, ttl_s, fence, version]
+        status, got, stored_fence = await self._redis_call(
+            op, lambda _: self._scripts.write(keys=[key], args=[*args, state.codec])
         )
-        return bool(written), int(version)
+        if status == -1:
+            self._count(op, "fenced")
+            raise StateLockLostError(
+                f"run {run_id!r}: write refused, a newer lock holder has token "
+                f"{stored_fence} (this writer's is {fence})",
+                run_id=run_id,
+            )
+        if status == 1:
+            seen = _Seen(
+                version=int(got),
+                updated_at=at,
+                raw=state.data,
+                codec=state.codec,
+                server=self._server,
+            )
+            self._remember(run_id, seen)
+        return int(status), int(got)
 
     def _ttl_for(self, state: Mapping[str, Any]) -> int:
         return self.completed_ttl_s if state.get("status") == "completed" else self.ttl_s
 
     async def save(self, run_id: str, state: Mapping[str, Any]) -> int:
         """Replace the run's state; returns its new version. TTL: ``ttl_s`` from now."""
-        self._check_open()
-        self._check_run_id(run_id)
-        data = encode_state(state, run_id=run_id, max_bytes=self.max_state_bytes)
+        await self._begin(run_id)
+        encoded = encode_state(state, run_id=run_id, max_bytes=self.max_state_bytes)
         ttl = self._ttl_for(state)
-        at = _now_text(self._now())
-        try:
-            _, version = await self._write(
-                "save", run_id, data, mode="any", expected=0, ttl_s=ttl, at=at
-            )
-        except _UNAVAILABLE as exc:
-            if self.on_unavailable == "raise":
-                raise self._unavailable("save", exc) from None
-            self._enter_degraded("save", exc)
-            return self._buffer(run_id, _Op("save", data, ttl, at), data)
-        self._remember(run_id, _Seen(version, at, data))
-        return version
-
-    def _lock_for(self, run_id: str) -> asyncio.Lock:
-        lock = self._run_locks.get(run_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._run_locks[run_id] = lock
-        return lock
+        fence = fence_for(self.key(run_id))
+        async with self._lock_for(run_id):
+            at = _now_text(self._now())
+            if not self._degraded:
+                try:
+                    _, version = await self._write(
+                        "save", run_id, encoded, mode="any", ttl_s=ttl, at=at, fence=fence
+                    )
+                    return version
+                except UNAVAILABLE as exc:
+                    self._outage("save", exc)
+            return self._buffered(run_id, "save", encoded, ttl, at, fence)
 
     async def update(
         self,
         run_id: str,
-        changes: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
+        changes: Changes,
         expected_version: int | None = None,
         *,
         ttl_s: int | None = None,
@@ -553,75 +627,80 @@ class AsyncStateStore:
         ``changes`` is a mapping (shallow-merged into the state) or a function from the
         current state to the new one. With ``expected_version`` the write only happens if
         the stored version still equals it, else `StateConflictError`; without, a
-        concurrent writer's conflict is retried up to ``conflict_retries`` times.
+        concurrent writer's conflict is retried up to ``conflict_retries`` times, with
+        exponential backoff and full jitter.
         """
-        self._check_open()
-        self._check_run_id(run_id)
+        await self._begin(run_id)
         if not callable(changes) and not isinstance(changes, Mapping):
             raise StateManagerError(
                 f"changes must be a mapping or a callable, got {type(changes).__name__}",
                 run_id=run_id,
             )
+        delta = None
         if isinstance(changes, Mapping):
-            # Validate up front so a bad value fails before anything is read or written.
-            encode_state(changes, run_id=run_id, max_bytes=self.max_state_bytes)
+            # Validated up front, so a bad value fails before anything is read or written.
+            delta = encode_state(changes, run_id=run_id, max_bytes=self.max_state_bytes)
+        fence = fence_for(self.key(run_id))
         # Writers in this process queue here, so only other processes can conflict.
         async with self._lock_for(run_id):
-            return await self._update_locked(run_id, changes, expected_version, ttl_s)
-
-    async def _update_locked(
-        self,
-        run_id: str,
-        changes: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
-        expected_version: int | None,
-        ttl_s: int | None,
-    ) -> int:
-        for _ in range(max(self.conflict_retries, 1)):
-            current = await self.load(run_id)
-            if expected_version is not None and current.version != expected_version:
-                raise StateConflictError(
-                    f"run {run_id!r} is at version {current.version}, "
-                    f"not the expected {expected_version}",
-                    run_id=run_id,
-                )
-            new_state = _apply(changes, current.state, run_id)
-            data = encode_state(new_state, run_id=run_id, max_bytes=self.max_state_bytes)
-            ttl = ttl_s or self._ttl_for(new_state)
-            at = _now_text(self._now())
-            if self._degraded:
-                kind: Literal["merge", "call"] = "merge" if isinstance(changes, Mapping) else "call"
-                return self._buffer(run_id, _Op(kind, changes, ttl, at), data)
-            try:
-                written, version = await self._write(
-                    "update",
+            for attempt in range(self.conflict_retries):
+                current = await self._load(run_id)
+                if expected_version is not None and current.version != expected_version:
+                    raise self._conflict(run_id, current.version, expected_version)
+                new_state = _apply(changes, current.state, run_id)
+                encoded = encode_state(new_state, run_id=run_id, max_bytes=self.max_state_bytes)
+                ttl = ttl_s or self._ttl_for(new_state)
+                at = _now_text(self._now())
+                if not self._degraded:
+                    try:
+                        written, version = await self._write(
+                            "update",
+                            run_id,
+                            encoded,
+                            mode="eq",
+                            expected=current.version,
+                            ttl_s=ttl,
+                            at=at,
+                            fence=fence,
+                        )
+                    except UNAVAILABLE as exc:
+                        self._outage("update", exc)
+                    else:
+                        if written:
+                            return version
+                        self._count("update", "conflict")
+                        if expected_version is not None:
+                            raise self._conflict(run_id, version, expected_version)
+                        await self._backoff(attempt)
+                        continue
+                kind: WriteKind = "merge" if delta is not None else "call"
+                return self._buffered(
                     run_id,
-                    data,
-                    mode="eq",
-                    expected=current.version,
-                    ttl_s=ttl,
-                    at=at,
-                )
-            except _UNAVAILABLE as exc:
-                if self.on_unavailable == "raise":
-                    raise self._unavailable("update", exc) from None
-                self._enter_degraded("update", exc)
-                kind = "merge" if isinstance(changes, Mapping) else "call"
-                return self._buffer(run_id, _Op(kind, changes, ttl, at), data)
-            if written:
-                self._remember(run_id, _Seen(version, at, data))
-                return version
-            self._metrics.state_ops.labels("update", "conflict").inc()
-            if expected_version is not None:
-                raise StateConflictError(
-                    f"run {run_id!r} changed concurrently (now version {version}, "
-                    f"expected {expected_version})",
-                    run_id=run_id,
+                    kind,
+                    encoded,
+                    ttl,
+                    at,
+                    fence,
+                    conditional=expected_version is not None,
+                    changes=delta,
+                    func=None if delta is not None else changes,  # type: ignore[arg-type]
                 )
         raise StateConflictError(
             f"run {run_id!r}: update kept conflicting with other writers "
             f"({self.conflict_retries} tries)",
             run_id=run_id,
         )
+
+    @staticmethod
+    def _conflict(run_id: str, version: int, expected: int) -> StateConflictError:
+        return StateConflictError(
+            f"run {run_id!r} is at version {version}, not the expected {expected}",
+            run_id=run_id,
+        )
+
+    async def _backoff(self, attempt: int) -> None:
+        ceiling = min(CONFLICT_WAIT_MAX_S, CONFLICT_WAIT_INITIAL_S * 2**attempt)
+        await self._sleep(self._rng() * ceiling)
 
     async def mark_complete(self, run_id: str, summary: Any) -> int:
         """Merge ``status="completed"``, ``summary`` and ``completed_at``; keep the rest.
@@ -637,85 +716,226 @@ class AsyncStateStore:
 
     async def delete(self, run_id: str) -> bool:
         """Remove the run's state; True when there was one."""
-        self._check_open()
+        await self._begin(run_id)
         key = self.key(run_id)
-        self._recent.pop(run_id, None)
-        try:
-            removed = await self._redis_call("delete", self._deleter(key))
-        except _UNAVAILABLE as exc:
-            if self.on_unavailable == "raise":
-                raise self._unavailable("delete", exc) from None
-            self._enter_degraded("delete", exc)
-            self._buffer(run_id, _Op("delete", None, 0, _now_text(self._now())), None)
+        async with self._lock_for(run_id):
+            if not self._degraded:
+                try:
+                    removed = await self._redis_call("delete", lambda _: self._redis.delete(key))
+                except UNAVAILABLE as exc:
+                    self._outage("delete", exc)
+                else:
+                    self._recent.pop(run_id, None)
+                    return bool(removed)
+            self._buffered(run_id, "delete", None, 0, _now_text(self._now()), 0)
             return True
-        self._pending.pop(run_id, None)
-        return bool(removed)
 
-    def _deleter(self, key: str) -> Callable[[int], Awaitable[Any]]:
-        return lambda _: self._redis.delete(key)
+    def _buffered(
+        self,
+        run_id: str,
+        kind: WriteKind,
+        state: EncodedState | None,
+        ttl_s: int,
+        at: str,
+        fence: int,
+        *,
+        conditional: bool = False,
+        changes: EncodedState | None = None,
+        func: UpdateFunction | None = None,
+    ) -> int:
+        """Buffer a write made while degraded; returns its provisional version."""
+        seen = self._recent.get(run_id)
+        base_version = seen.version if seen else 0
+        version = base_version + 1
+        write = BufferedWrite(
+            seq=self._buffer.next_seq(),
+            kind=kind,
+            conditional=conditional,
+            state=None if state is None else state.data,
+            codec="" if state is None else state.codec,
+            changes=None if changes is None else changes.data,
+            version=version,
+            at=at,
+            ttl_s=ttl_s,
+            fence=fence,
+            func=func,
+        )
+        self._buffer.add(run_id, write, base_version, seen.updated_at if seen else None)
+        if state is None:
+            self._recent.pop(run_id, None)
+        else:
+            seen = _Seen(version=version, updated_at=at, raw=state.data, codec=state.codec)
+            self._remember(run_id, seen)
+        self._count(kind, "buffered")
+        return version
+
+    async def _raise_fence(self, state_key: str, token: int) -> int:
+        """A new lock holder's token goes into the stored state (see `_lock`)."""
+        return int(await self._scripts.raise_fence(keys=[state_key], args=[token]))
 
     # write-through -------------------------------------------------------------------
 
-    async def _maybe_flush(self) -> None:
-        with contextlib.suppress(StateManagerError):
-            await self._write_through()
+    async def flush(self, *, raise_on_conflict: bool = False) -> FlushReport:
+        """Write through everything buffered while degraded and report what happened.
 
-    async def flush(self) -> FlushReport:
-        """Write through everything buffered while degraded; report what is still pending."""
+        Per run, against what Redis holds now:
+
+        - unchanged since this process last saw it: the last buffered state is written
+          whole, with the last provisional version handed out (``written``);
+        - behind it (version lower, or gone: a restart without persistence): the whole
+          last-known state is written back, versions never go backwards (``restored``);
+        - moved on (another process wrote): conditional writes are not applied
+          (``conflicts``), merges and functions are re-applied to the current state,
+          saves are written only if newer than what is there (else ``superseded``).
+
+        With ``raise_on_conflict`` a conflict raises `StateConflictError` after the rest
+        went through. Runs still unreachable stay ``pending``.
+        """
         self._check_open()
         if self._degraded:
             self._next_probe = 0.0
-            report = await self._maybe_recover()
-            if report is None:
-                return FlushReport(pending=list(self._pending))
-            return report
-        return await self._write_through()
+            await self._probe()
+        report = FlushReport()
+        if not self._degraded:
+            report = await self._write_through()
+        for earlier in self._unreported:  # written through at the top of other operations
+            for name in ("written", "restored", "superseded", "conflicts"):
+                getattr(report, name)[:0] = getattr(earlier, name)
+        self._unreported.clear()
+        report.pending = self._buffer.runs()
+        if raise_on_conflict and report.conflicts:
+            raise StateConflictError(
+                f"buffered conditional writes were not applied to {len(report.conflicts)} "
+                f"run(s), which changed meanwhile: {', '.join(report.conflicts)}",
+                run_id=report.conflicts[0],
+            )
+        return report
 
     async def _write_through(self) -> FlushReport:
-        if _IN_WRITE_THROUGH.get():
-            return FlushReport(pending=list(self._pending))
-        async with self._flush_lock:
-            token = _IN_WRITE_THROUGH.set(True)
-            try:
-                return await self._write_through_locked()
-            finally:
-                _IN_WRITE_THROUGH.reset(token)
-
-    async def _write_through_locked(self) -> FlushReport:
         report = FlushReport()
-        for run_id in list(self._pending):
-            ops = self._pending[run_id]
-            superseded = False
-            try:
-                while ops:
-                    op = ops[0]
-                    if op.kind == "save":
-                        written, _ = await self._write(
-                            "flush", run_id, op.payload, mode="newer", expected=0,
-                            ttl_s=op.ttl_s, at=op.at,
-                        )  # fmt: skip
-                        superseded = superseded or not written
-                    elif op.kind == "delete":
-                        await self._redis_call("flush", self._deleter(self.key(run_id)))
-                    else:
-                        async with self._lock_for(run_id):
-                            await self._update_locked(run_id, op.payload, None, op.ttl_s)
-                    ops.pop(0)
-            except _UNAVAILABLE as exc:
-                self._enter_degraded("flush", exc)
-                report.pending.extend(r for r in self._pending if r not in report.written)
-                return report
-            del self._pending[run_id]
-            (report.superseded if superseded else report.written).append(run_id)
-            if superseded:
-                _log.warning("audit_core.state.flush_superseded", run_id=run_id)
-        if report.written or report.superseded:
+        async with self._flush_lock:
+            for run_id in self._buffer.runs():
+                async with self._lock_for(run_id):
+                    pending = self._buffer.get(run_id)
+                    if pending is None:
+                        continue
+                    try:
+                        outcome = await self._replay(run_id, pending)
+                    except UNAVAILABLE as exc:
+                        self._outage("flush", exc)
+                        break
+                    self._buffer.settle(run_id, pending.writes[-1].seq)
+                    getattr(report, outcome).append(run_id)
+        report.pending = self._buffer.runs()
+        if report.written or report.restored or report.superseded or report.conflicts:
             _log.info(
                 "audit_core.state.flushed",
                 written=len(report.written),
+                restored=len(report.restored),
                 superseded=len(report.superseded),
+                conflicts=len(report.conflicts),
+            )
+        for run_id in report.restored:
+            _log.warning(
+                "audit_core.state.redis_behind",
+                run_id=run_id,
+                note="Redis held less than this process had seen; buffered state written whole",
             )
         return report
+
+    async def _replay(self, run_id: str, pending: PendingRun) -> str:
+        """Write one run's buffered writes through; returns the FlushReport field."""
+        for _ in range(_REPLAY_RACES):
+            env = await self._get(run_id)
+            version = env.version if env else 0
+            updated_at = env.updated_at if env else None
+            behind = version < pending.base_version
+            if not behind and (version, updated_at) != (pending.base_version, pending.base_at):
+                return await self._replay_diverged(run_id, pending)
+            last = pending.writes[-1]
+            if last.state is None:
+                await self._redis_call("flush", lambda _: self._redis.delete(self.key(run_id)))
+                self._recent.pop(run_id, None)
+                return "restored" if behind else "written"
+            try:
+                written, _ = await self._write(
+                    "flush",
+                    run_id,
+                    EncodedState(last.state, last.codec),
+                    mode="same",
+                    expected=version,
+                    expected_at=updated_at,
+                    ttl_s=last.ttl_s,
+                    at=last.at,
+                    fence=last.fence,
+                    version=last.version,
+                )
+            except StateLockLostError:
+                return "conflicts"
+            if written:
+                return "restored" if behind else "written"
+        return await self._replay_diverged(run_id, pending)
+
+    async def _replay_diverged(self, run_id: str, pending: PendingRun) -> str:
+        """Another process wrote meanwhile: replay write by write, keeping conditions."""
+        outcome = "written"
+        for write in pending.writes:
+            try:
+                result = await self._replay_one(run_id, write)
+            except StateConflictError:
+                result = "conflicts"
+            if result != "written" and outcome != "conflicts":
+                outcome = result
+        if outcome != "written":
+            _log.warning("audit_core.state.flush_" + outcome, run_id=run_id)
+        return outcome
+
+    async def _replay_one(self, run_id: str, write: BufferedWrite) -> str:
+        key = self.key(run_id)
+        if write.conditional:
+            return "conflicts"  # its base version is no longer current: never written
+        if write.kind == "delete":
+            await self._redis_call("flush", lambda _: self._redis.delete(key))
+            return "written"
+        if write.kind == "save":
+            assert write.state is not None
+            written, _ = await self._write(
+                "flush",
+                run_id,
+                EncodedState(write.state, write.codec),
+                mode="newer",
+                ttl_s=write.ttl_s,
+                at=write.at,
+                fence=write.fence,
+            )
+            return "written" if written else "superseded"
+        changes: Changes
+        if write.changes is not None:
+            changes = json.loads(write.changes)
+        elif write.func is not None:
+            changes = write.func
+        else:
+            return "conflicts"  # a function from an earlier process cannot be re-applied
+        for attempt in range(self.conflict_retries):
+            env = await self._get(run_id)
+            base = env.state if env else {}
+            encoded = encode_state(
+                _apply(changes, base, run_id), run_id=run_id, max_bytes=self.max_state_bytes
+            )
+            written, _ = await self._write(
+                "flush",
+                run_id,
+                encoded,
+                mode="eq",
+                expected=env.version if env else 0,
+                ttl_s=write.ttl_s,
+                at=write.at,
+                fence=write.fence,
+            )
+            if written:
+                return "written"
+            await self._backoff(attempt)
+        return "conflicts"
 
     # runs, locks, health -------------------------------------------------------------
 
@@ -725,10 +945,9 @@ class AsyncStateStore:
         Raises `StateStoreUnavailableError` when Redis is unreachable, in either mode:
         a partial local answer would look complete.
         """
-        self._check_open()
+        await self._begin()
         pattern = f"{self.key_prefix}:*:state"
         prefix_len = len(self.key_prefix) + 1
-        out: list[RunInfo] = []
 
         async def scan(_: int) -> list[RunInfo]:
             found: list[RunInfo] = []
@@ -741,12 +960,19 @@ class AsyncStateStore:
                 try:
                     env = decode_envelope(raw, run_id=run_id)
                 except StateManagerError:
-                    found.append(RunInfo(run_id, -1, None, "corrupt"))
+                    found.append(
+                        RunInfo(run_id=run_id, version=-1, updated_at=None, status="corrupt")
+                    )
                     continue
                 run_status = env.state.get("status")
                 if status is None or run_status == status:
                     found.append(
-                        RunInfo(run_id, env.version, env.updated_at, run_status and str(run_status))
+                        RunInfo(
+                            run_id=run_id,
+                            version=env.version,
+                            updated_at=env.updated_at,
+                            status=None if run_status is None else str(run_status),
+                        )
                     )
                 if len(found) >= limit:
                     break
@@ -754,96 +980,65 @@ class AsyncStateStore:
 
         try:
             out = await self._redis_call("list_runs", scan)
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("list_runs", exc) from None
+        except UNAVAILABLE as exc:
+            raise StateStoreUnavailableError(
+                f"state store {self.url} is unreachable during list_runs ({type(exc).__name__})"
+            ) from None
         return sorted(out, key=lambda r: r.updated_at or "", reverse=True)
 
-    @contextlib.asynccontextmanager
-    async def lock(
+    def lock(
         self,
         run_id: str,
         ttl_s: float = 30,
         wait_s: float = 0,
         *,
         auto_extend: bool = True,
-    ) -> AsyncIterator[RunLock]:
+        cancel_on_loss: bool = True,
+    ) -> LockScope:
         """Hold the run's lock: one runner per run across every process on this Redis.
 
-        Raises `StateConflictError` when another holder keeps it past ``wait_s``. While
-        held, it is extended every ``ttl_s / 3`` (``auto_extend``) so a long step keeps
-        it, and a crashed holder's lock expires after ``ttl_s``. Needs Redis: while it
-        is unreachable this raises `StateStoreUnavailableError` in either mode.
+        ``async with store.lock(run_id) as held`` yields a `RunLock` with a fencing
+        ``held.token``; writes inside the block carry it, and the store refuses writes
+        from an older holder (`StateLockLostError`). Raises `StateConflictError` when
+        another holder keeps the lock past ``wait_s``. The lease is renewed every
+        ``ttl_s / 3`` (``auto_extend``); when it is lost anyway, ``held.lost`` is set
+        and (``cancel_on_loss``) the block is cancelled and raises `StateLockLostError`.
+        Needs Redis: while it is unreachable this raises `StateStoreUnavailableError`.
         """
         self._check_open()
-        name = f"{self.key_prefix}:{self._check_run_id(run_id)}:lock"
-        lock = self._redis.lock(
-            name,
-            timeout=ttl_s,
-            sleep=min(0.05, ttl_s / 10),
-            blocking=wait_s > 0,
-            blocking_timeout=wait_s if wait_s > 0 else None,
-            thread_local=False,
+        self._check_run_id(run_id)
+        return LockScope(
+            self,
+            run_id,
+            ttl_s=ttl_s,
+            wait_s=wait_s,
+            auto_extend=auto_extend,
+            cancel_on_loss=cancel_on_loss,
         )
-        try:
-            acquired = await lock.acquire()
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("lock", exc) from None
-        if not acquired:
-            self._metrics.state_ops.labels("lock", "conflict").inc()
-            raise StateConflictError(
-                f"run {run_id!r} is locked by another runner (waited {wait_s:g}s)", run_id=run_id
-            )
-        handle = RunLock(lock, run_id, ttl_s)
-        extender = asyncio.create_task(self._extend_loop(handle)) if auto_extend else None
-        try:
-            yield handle
-        finally:
-            if extender is not None:
-                extender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await extender
-            try:
-                await lock.release()
-            except redis_errors.LockNotOwnedError:
-                _log.warning("audit_core.state.lock_lost", run_id=run_id)
-            except _UNAVAILABLE:
-                _log.warning("audit_core.state.lock_release_failed", run_id=run_id)
-
-    @staticmethod
-    async def _extend_loop(handle: RunLock) -> None:
-        while True:
-            await asyncio.sleep(handle.ttl_s / 3)
-            try:
-                await handle.extend()
-            except (StateConflictError, *_UNAVAILABLE):
-                _log.warning("audit_core.state.lock_extend_failed", run_id=handle.run_id)
-                return
 
     async def health(self) -> bool:
         """Whether Redis answers a PING now; on recovery, buffered writes go through."""
         self._check_open()
         try:
             await self._redis.ping()
-        except _UNAVAILABLE as exc:
-            if not self._degraded and self.on_unavailable == "degrade":
-                self._enter_degraded("health", exc)
+        except UNAVAILABLE as exc:
+            if self.on_unavailable == "degrade":
+                self._outage("health", exc)
             return False
         if self._degraded:
             self._next_probe = 0.0
-            await self._maybe_recover()
+        with contextlib.suppress(StateManagerError):
+            await self._begin()
         return True
 
     async def ttl(self, run_id: str) -> int:
         """Seconds until the run's state expires (-2: absent)."""
+        await self._begin(run_id)
         key = self.key(run_id)
         return int(await self._redis_call("ttl", lambda _: self._redis.ttl(key)))
 
 
-def _apply(
-    changes: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
-    state: dict[str, Any],
-    run_id: str,
-) -> dict[str, Any]:
+def _apply(changes: Changes, state: dict[str, Any], run_id: str) -> dict[str, Any]:
     if isinstance(changes, Mapping):
         return {**state, **changes}
     result = changes(state)

@@ -1,0 +1,131 @@
+"""The Lua scripts the store runs. Each touches one key, so all run on Redis Cluster.
+
+The state envelope is parsed with ``cjson``, never with a pattern. Its head (version,
+updated_at, fence, codec) comes first, so the script decodes just that head: the bytes up
+to the top-level ``,"state":`` closed with ``}``. A value that does not open that way
+(another tool's envelope with spaces, say) is decoded whole. A version that is not an
+integer in ``0..2**53-1`` is refused rather than wrapped.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["EXTEND_LOCK", "NEXT_FENCE", "RAISE_FENCE", "RELEASE_LOCK", "WRITE"]
+
+# Returns version, updated_at, fence, codec, state offset (0 when the head path was not
+# usable), or nil for an absent key; error() for an unusable version.
+_READ_HEAD: Final = """
+local MAXV = 9007199254740991
+local function read_head(key)
+  local h = redis.call('GETRANGE', key, 0, 255)
+  if h == '' then
+    if redis.call('EXISTS', key) == 0 then return nil end
+  end
+  local t, at_state = nil, 0
+  local p = string.find(h, ',"state":{', 1, true)
+  if p then
+    local ok, head = pcall(cjson.decode, string.sub(h, 1, p - 1) .. '}')
+    if ok and type(head) == 'table' and type(head['version']) == 'number' then
+      t, at_state = head, p
+    end
+  end
+  if t == nil then
+    local ok, whole = pcall(cjson.decode, redis.call('GET', key))
+    if not ok or type(whole) ~= 'table' or type(whole['state']) ~= 'table'
+        or type(whole['version']) ~= 'number' then
+      return {0, '', 0, 'json', 0}  -- a seed-era bare state, or not ours: version 0
+    end
+    t = whole
+  end
+  local v = t['version']
+  if v ~= math.floor(v) or v < 0 or v > MAXV then
+    return redis.error_reply('audit_core: stored version out of range')
+  end
+  local at = t['updated_at']
+  if type(at) ~= 'string' then at = '' end
+  local fence = t['fence']
+  if type(fence) ~= 'number' then fence = 0 end
+  local codec = t['codec']
+  if type(codec) ~= 'string' then codec = 'json' end
+  return {v, at, fence, codec, at_state}
+end
+"""
+
+WRITE: Final = (
+    _READ_HEAD
+    + """
+-- KEYS[1] state key. ARGV: [1] mode 'any' | 'eq' | 'same' | 'newer', [2] expected
+-- version ('eq', 'same'), [3] expected updated_at ('same'), [4] state JSON, [5]
+-- updated_at, [6] ttl seconds, [7] fencing token (0: not under a lock), [8] version to
+-- write (0: current + 1), [9] codec.
+-- Returns {1, version, fence} written; {0, version, fence} condition failed;
+-- {-1, version, fence} stale fencing token.
+local cur = read_head(KEYS[1])
+if cur and cur['err'] then return cur end
+local v, at, fence = 0, '', 0
+if cur then v, at, fence = cur[1], cur[2], cur[3] end
+local token = tonumber(ARGV[7])
+if token > 0 and token < fence then return {-1, v, fence} end
+local mode = ARGV[1]
+if mode == 'eq' and tonumber(ARGV[2]) ~= v then return {0, v, fence} end
+if mode == 'same' and (tonumber(ARGV[2]) ~= v or ARGV[3] ~= at) then return {0, v, fence} end
+if mode == 'newer' and cur and at >= ARGV[5] then return {0, v, fence} end
+local nv = tonumber(ARGV[8])
+if nv <= v then nv = v + 1 end
+if nv > MAXV then return redis.error_reply('audit_core: version limit reached') end
+if token > fence then fence = token end
+redis.call('SET', KEYS[1],
+  '{"version":' .. string.format('%d', nv) .. ',"updated_at":"' .. ARGV[5]
+  .. '","fence":' .. string.format('%d', fence) .. ',"codec":"' .. ARGV[9]
+  .. '","state":' .. ARGV[4] .. '}', 'EX', ARGV[6])
+return {1, nv, fence}
+"""
+)
+
+RAISE_FENCE: Final = (
+    _READ_HEAD
+    + """
+-- KEYS[1] state key, ARGV[1] a new holder's token. Raises the stored fence to it so an
+-- older holder's writes are refused from now on. Returns the stored fence afterwards
+-- (0 when there is no state yet, or it is not in the canonical layout).
+local cur = read_head(KEYS[1])
+if cur == nil then return 0 end
+if cur['err'] then return cur end
+local token = tonumber(ARGV[1])
+if cur[3] >= token or cur[5] == 0 then return cur[3] end
+local rest = string.sub(redis.call('GET', KEYS[1]), cur[5])
+redis.call('SET', KEYS[1],
+  '{"version":' .. string.format('%d', cur[1]) .. ',"updated_at":"' .. cur[2]
+  .. '","fence":' .. string.format('%d', token) .. ',"codec":"' .. cur[4] .. '"' .. rest,
+  'KEEPTTL')
+return token
+"""
+)
+
+NEXT_FENCE: Final = """
+-- KEYS[1] the run's fencing counter. ARGV[1] lowest acceptable token minus one (the
+-- fence already stored with the state), ARGV[2] counter ttl ms. Returns a fresh token.
+local t = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if t <= floor then
+  t = floor + 1
+  redis.call('SET', KEYS[1], string.format('%d', t))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return t
+"""
+
+EXTEND_LOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+RELEASE_LOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
