@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient, DatabricksConnectionError, QueryError, Settings
+from audit_core.errors import ReadOnlyViolationError
 from audit_core.retry import RetryPolicy
 from audit_core.testing import FakeClock
 
@@ -45,6 +46,12 @@ class ServerOperationError(DatabaseError):
 
 
 Step = Callable[["FakeCursor"], pa.Table | None]
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "DATABRICKS_HOST": "adb-1.azuredatabricks.net",
+    "DATABRICKS_TOKEN": "dapi-secret-token",
+    "DATABRICKS_WAREHOUSE_ID": "abc123",
+}
 
 
 class FakeDriver:
@@ -184,6 +191,37 @@ async def test_writes_are_not_resent_after_a_transport_failure(
     assert len(driver.executed) == 1
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH fresh AS (SELECT :id AS id) INSERT INTO flags SELECT id FROM fresh",
+        "MERGE INTO flags t USING (SELECT :id AS id) s ON t.id = s.id "
+        "WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id)",
+        "DELETE FROM flags WHERE id = :id",
+    ],
+)
+async def test_a_write_is_attempted_once_on_a_failing_connection(
+    client: DatabricksClient, driver: FakeDriver, sql: str
+) -> None:
+    """Whether a statement writes comes from its syntax tree: a WITH ... INSERT is a write."""
+    driver.script = [RequestError("connection reset"), RequestError("connection reset")]
+    async with client:
+        with pytest.raises(DatabricksConnectionError) as info:
+            await client.execute(sql, {"id": 1})
+    assert len(driver.executed) == 1
+    assert info.value.attempts == 1
+
+
+async def test_query_refuses_a_write_before_sending_it(
+    client: DatabricksClient, driver: FakeDriver
+) -> None:
+    async with client:
+        with pytest.raises(ReadOnlyViolationError, match="INSERT"):
+            await client.query("WITH x AS (SELECT 1 AS id) INSERT INTO flags SELECT id FROM x")
+    assert driver.executed == []
+    assert driver.connections == []
+
+
 async def test_connect_failures_retry_then_raise_connection_error(
     client: DatabricksClient, driver: FakeDriver
 ) -> None:
@@ -193,9 +231,10 @@ async def test_connect_failures_retry_then_raise_connection_error(
         driver.connect_failures = 10
         await client.aclose()
     fresh = DatabricksClient.databricks(
-        driver.connect, retry_policy=RetryPolicy(attempts=2, sleep=FakeClock().sleep),
+        driver.connect,
+        retry_policy=RetryPolicy(attempts=2, sleep=FakeClock().sleep),
         registry=CollectorRegistry(),
-    )  # fmt: skip
+    )
     async with fresh:
         with pytest.raises(DatabricksConnectionError, match="RequestError"):
             await fresh.query("SELECT 1")
@@ -262,10 +301,7 @@ async def test_executemany_and_last_audit_timestamp(
 
 
 def test_from_settings_picks_the_backend(driver: FakeDriver) -> None:
-    prod = Settings.from_env({
-        "ENVIRONMENT": "production", "DATABRICKS_HOST": "adb-1.azuredatabricks.net",
-        "DATABRICKS_TOKEN": "dapi-secret-token", "DATABRICKS_WAREHOUSE_ID": "abc123",
-    })  # fmt: skip
+    prod = Settings.from_env(PRODUCTION)
     assert DatabricksClient.from_settings(prod, connect=driver.connect).backend == "databricks"
     dev = Settings.from_env({"DATABRICKS_HOST": "adb-1.azuredatabricks.net"})
     assert DatabricksClient.from_settings(dev).backend == "local"

@@ -5,6 +5,10 @@ loop's default executor), with one connection per worker thread, made lazily and
 reused. Cancelling the awaiting task, or ``timeout_s`` running out, cancels the running
 statement (``cursor.cancel()`` / DuckDB ``interrupt()``) and waits briefly for the worker
 thread to come free before the cancellation propagates.
+
+Whether a statement reads or writes is decided from its sqlglot syntax tree
+(`statement_kind`): ``query()`` runs only a read, and only a read is re-sent after a
+transport failure (a write only when it never left).
 """
 
 from __future__ import annotations
@@ -16,22 +20,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, Unpack
 
+from audit_core._lifecycle import AsyncLifecycle
 from audit_core._logging import get_logger
+from audit_core._settings import resolve_settings
 from audit_core.errors import (
     AuditCoreError,
     ConfigError,
     DatabricksConnectionError,
     QueryError,
     QueryTimeoutError,
+    ReadOnlyViolationError,
     WarehouseError,
 )
 from audit_core.metrics import get_metrics
 from audit_core.retry import RetryPolicy, Transient
-from audit_core.warehouse._sql import is_read_only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +47,10 @@ if TYPE_CHECKING:
     from audit_core._settings import Settings
 
 _log = get_logger("audit_core.warehouse")
+DEFAULT_MAX_WORKERS = 4
+DEFAULT_CANCEL_GRACE_S = 5.0
+DEFAULT_RETRY_ATTEMPTS = 3
+DEFAULT_RETRY_DEADLINE_S = 120.0
 DEFAULT_LAST_AUDIT = datetime(2025, 1, 1, tzinfo=UTC)
 LAST_AUDIT_SQL = (
     "SELECT max(completed_at) AS last_completed FROM {table} WHERE status = 'completed'"
@@ -58,7 +68,17 @@ class Backend(Protocol):
     def cancel(self, conn: Any) -> None: ...
     def close(self, conn: Any) -> None: ...
     def shutdown(self) -> None: ...
-    def classify(self, exc: BaseException) -> Transient | None: ...
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keywords every `DatabricksClient` constructor passes on to ``__init__``."""
+
+    max_workers: int
+    timeout_s: float | None
+    cancel_grace_s: float
+    retry_policy: RetryPolicy | None
+    registry: CollectorRegistry | None
+    state_table: str
 
 
 class _Ticket:
@@ -72,16 +92,22 @@ class _Ticket:
         self.lock = threading.Lock()
 
 
-class DatabricksClient:
-    """Async gold-table queries on Databricks (production) or DuckDB over fixtures (local)."""
+class DatabricksClient(AsyncLifecycle):
+    """Async gold-table queries on Databricks (production) or DuckDB over fixtures (local).
+
+    Build one with `local`, `databricks` or `from_settings`; use it inside ``async with``
+    (or call `aclose`): it owns a thread pool and a connection per worker thread.
+    """
+
+    _owns_resources = True
 
     def __init__(
         self,
         backend: Backend,
         *,
-        max_workers: int = 4,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         timeout_s: float | None = None,
-        cancel_grace_s: float = 5.0,
+        cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
         retry_policy: RetryPolicy | None = None,
         registry: CollectorRegistry | None = None,
         state_table: str = "workflow_state",
@@ -92,13 +118,14 @@ class DatabricksClient:
         self.timeout_s = timeout_s
         self.cancel_grace_s = cancel_grace_s
         self.state_table = state_table
-        self._policy = retry_policy or RetryPolicy(attempts=3, timeout_s=120.0)
+        self._policy = retry_policy or RetryPolicy(
+            attempts=DEFAULT_RETRY_ATTEMPTS, timeout_s=DEFAULT_RETRY_DEADLINE_S
+        )
         self._metrics = get_metrics(registry)
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="audit-warehouse")
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
-        self._closed = False
         self._in_flight = 0
         self._queries = self._metrics.warehouse_queries
         self._seconds = self._metrics.warehouse_seconds.labels(backend.name)
@@ -107,7 +134,14 @@ class DatabricksClient:
     # construction ----------------------------------------------------------------------
 
     @classmethod
-    def local(cls, fixtures_dir: str | Path | None = None, **kwargs: Any) -> DatabricksClient:
+    def local(
+        cls,
+        fixtures_dir: str | Path | None = None,
+        *,
+        database: str | Path = ":memory:",
+        load_fixtures: bool = True,
+        **options: Unpack[ClientOptions],
+    ) -> DatabricksClient:
         """DuckDB over ``fixtures_dir`` (default: the shipped fixtures).
 
         ``database`` is ``":memory:"`` or a file path; ``load_fixtures=False`` gives an
@@ -115,10 +149,9 @@ class DatabricksClient:
         """
         from audit_core.warehouse._local import LocalBackend
 
-        database = str(kwargs.pop("database", ":memory:"))
-        load = bool(kwargs.pop("load_fixtures", True))
         path = Path(fixtures_dir).expanduser() if fixtures_dir is not None else None
-        return cls(LocalBackend(path, database=database, load_fixtures=load), **kwargs)
+        backend = LocalBackend(path, database=str(database), load_fixtures=load_fixtures)
+        return cls(backend, **options)
 
     @classmethod
     def databricks(
@@ -128,7 +161,7 @@ class DatabricksClient:
         host: str | None = None,
         warehouse_id: str | None = None,
         token: str | None = None,
-        **kwargs: Any,
+        **options: Unpack[ClientOptions],
     ) -> DatabricksClient:
         """Databricks SQL, through ``connect`` (a DB-API connection factory) or the connector."""
         from audit_core.warehouse._databricks import DatabricksBackend, connector_factory
@@ -137,23 +170,32 @@ class DatabricksClient:
             if not (host and warehouse_id and token):
                 raise ConfigError("Databricks needs host, warehouse_id and token")
             connect = connector_factory(host, warehouse_id, token)
-        return cls(DatabricksBackend(connect, host=host or "<injected>"), **kwargs)
+        return cls(DatabricksBackend(connect, host=host or "<injected>"), **options)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> DatabricksClient:
-        """Databricks when ``DATABRICKS_HOST`` is set and ``ENVIRONMENT=production``, else local."""
-        if settings is None:
-            from audit_core._settings import Settings
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        connect: Callable[[], Any] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> DatabricksClient:
+        """The warehouse ``settings`` name (default: read from the environment).
 
-            settings = Settings.from_env()
+        Databricks when ``ENVIRONMENT=production`` (``DATABRICKS_HOST`` and friends;
+        ``connect`` replaces the connector, for tests), else DuckDB over
+        ``AUDIT_FIXTURES_DIR`` or the shipped fixtures.
+        """
+        settings = resolve_settings(settings)
         if settings.warehouse_backend == "databricks":
             return cls.databricks(
+                connect,
                 host=settings.databricks_host,
                 warehouse_id=settings.databricks_warehouse_id,
                 token=settings.databricks_token,
-                **kwargs,
+                **options,
             )
-        return cls.local(settings.fixtures_dir, **kwargs)
+        return cls.local(settings.fixtures_dir, **options)
 
     @property
     def backend(self) -> str:
@@ -166,23 +208,12 @@ class DatabricksClient:
         return self._in_flight
 
     def __repr__(self) -> str:
-        return f"DatabricksClient(backend={self.backend!r}, closed={self._closed})"
+        return f"DatabricksClient(backend={self.backend!r}, closed={self.closed})"
 
     # lifecycle -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close every worker connection and the pool (safe to call twice)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _aclose_resources(self) -> None:
+        """Close every worker connection and the pool."""
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
@@ -230,7 +261,7 @@ class DatabricksClient:
         try:
             return job(conn)
         except WarehouseError as exc:
-            if self._backend.classify(exc) is not None:
+            if exc.transient:
                 self._drop_conn()  # a broken or expired session: reconnect next time
             raise
         finally:
@@ -290,31 +321,17 @@ class DatabricksClient:
         timeout_s: float | None,
         count_rows: Callable[[Any], int] | None = None,
     ) -> Any:
-        if self._closed:
-            raise WarehouseError("the warehouse client is closed")
-        if not isinstance(sql, str) or not sql.strip():
-            raise QueryError(
-                "SQL must be a non-empty string", sql=sql if isinstance(sql, str) else None
-            )
+        self._check_open()
+        _check_sql(sql)
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        read_only = is_read_only(sql)
-        classify = self._backend.classify
-
-        def retryable(exc: BaseException) -> Transient | None:
-            reason = classify(exc)
-            # Writes are only re-sent when the failure happened before they were sent.
-            before_send = isinstance(exc, DatabricksConnectionError) and exc.before_send
-            if reason is not None and (read_only or before_send):
-                return reason
-            return None
-
+        resend = _resend_policy(statement_kind(sql) == "read")
         started = time.perf_counter()
         backend = self._backend.name
         try:
             result = await self._policy.call(
                 lambda _attempt: self._submit(job, sql, timeout),
                 client="warehouse",
-                classify=retryable,
+                classify=resend,
                 metrics=self._metrics,
             )
         except asyncio.CancelledError:
@@ -323,9 +340,12 @@ class DatabricksClient:
         except AuditCoreError as exc:
             self._queries.labels(backend, "error").inc()
             _log.warning(
-                "audit_core.warehouse.failed", op=op, backend=backend,
-                error_type=type(exc).__name__, sql_chars=len(sql),
-            )  # fmt: skip
+                "audit_core.warehouse.failed",
+                op=op,
+                backend=backend,
+                error_type=type(exc).__name__,
+                sql_chars=len(sql),
+            )
             raise
         self._queries.labels(backend, "ok").inc()
         self._seconds.observe(time.perf_counter() - started)
@@ -338,13 +358,23 @@ class DatabricksClient:
     async def query_arrow(
         self, sql: str, params: Mapping[str, Any] | None = None, *, timeout_s: float | None = None
     ) -> pa.Table:
-        """Run a Databricks-dialect query; the result as a ``pyarrow.Table``."""
+        """Run one Databricks-dialect read statement; the result as a ``pyarrow.Table``.
+
+        Anything else (a write, DDL, ``SET``, several statements) raises
+        `ReadOnlyViolationError` before it is sent; use `execute` to write.
+        """
+        self._check_open()
+        _check_sql(sql)
+        _check_read(sql)
         bound = _check_mapping(params, sql)
         backend = self._backend
         table = await self._run(
-            "query", sql, lambda conn: backend.run(conn, sql, bound, "arrow"), timeout_s,
-            lambda t: 0 if t is None else int(t.num_rows),
-        )  # fmt: skip
+            "query",
+            sql,
+            lambda conn: backend.run(conn, sql, bound, "arrow"),
+            timeout_s,
+            _num_rows,
+        )
         if table is None:
             import pyarrow as pa
 
@@ -441,3 +471,153 @@ def _check_mapping(params: Mapping[str, Any] | None, sql: str) -> dict[str, Any]
             f"params must be a mapping of :name to value, got {type(params).__name__}", sql=sql
         )
     return dict(params)
+
+
+def _num_rows(table: pa.Table | None) -> int:
+    return 0 if table is None else int(table.num_rows)
+
+
+def _check_sql(sql: object) -> None:
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryError(
+            "SQL must be a non-empty string", sql=sql if isinstance(sql, str) else None
+        )
+
+
+def _resend_policy(read: bool) -> Callable[[Exception], Transient | None]:
+    """The retry classifier: a transient failure is retried for a read, and for a write
+    only when it failed before the statement was sent (re-sending could apply it twice)."""
+
+    def classify(exc: Exception) -> Transient | None:
+        if not (isinstance(exc, AuditCoreError) and exc.transient):
+            return None
+        before_send = isinstance(exc, DatabricksConnectionError) and exc.before_send
+        if read or before_send:
+            return Transient("connection")
+        return None
+
+    return classify
+
+
+# Statements ---------------------------------------------------------------------------
+
+StatementKind = Literal["read", "write", "several", "unparsed"]
+_EXPLAIN_OPTIONS = frozenset({"EXTENDED", "CODEGEN", "COST", "FORMATTED", "ANALYZE"})
+
+
+@lru_cache(maxsize=1)
+def _tree_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(statement types that read, node types that write or change state anywhere)."""
+    from sqlglot import exp
+
+    reads = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values, exp.Describe)
+    writes = (
+        exp.DML,  # INSERT (also DDL), UPDATE, DELETE, MERGE, COPY
+        exp.DDL,
+        exp.Drop,
+        exp.Alter,
+        exp.TruncateTable,
+        exp.Set,
+        exp.Pragma,
+        exp.Use,
+        exp.Cache,
+        exp.Uncache,
+        exp.Refresh,
+        exp.Grant,
+        exp.Revoke,
+        exp.Command,
+        exp.Transaction,
+        exp.Commit,
+        exp.Rollback,
+        exp.LoadData,
+        exp.Analyze,
+        exp.Attach,
+        exp.Detach,
+        exp.Install,
+        exp.Into,
+        exp.Kill,
+        exp.Declare,
+        exp.Execute,
+        exp.Put,
+        exp.Get,
+    )
+    return reads, writes
+
+
+@lru_cache(maxsize=1024)
+def statement_kind(sql: str) -> StatementKind:
+    """What ``sql`` is, from its syntax tree (never from a regex).
+
+    ``"read"``: one Databricks-dialect query that changes nothing (``SELECT``, set
+    operations, ``VALUES``, ``DESCRIBE``, ``SHOW``, ``EXPLAIN`` of a read).
+    ``"write"``: anything else, including ``WITH ... INSERT``, and DuckDB statements
+    Databricks has no syntax for (``ATTACH``). ``"several"``: more than one statement.
+    ``"unparsed"``: not SQL sqlglot can parse.
+    """
+    kind = _kind(sql, "databricks")
+    if kind == "unparsed" and _kind(sql, "duckdb") in ("write", "several"):
+        return "write"
+    return kind
+
+
+def _kind(sql: str, dialect: str) -> StatementKind:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+    except SqlglotError:
+        return "unparsed"
+    if len(trees) != 1:
+        return "several" if trees else "unparsed"
+    tree = trees[0]
+    if isinstance(tree, exp.Command):
+        keyword = str(tree.this).upper()
+        rest = tree.expression.name if isinstance(tree.expression, exp.Literal) else ""
+        if keyword == "SHOW":
+            return "read"
+        if keyword == "EXPLAIN":
+            words = rest.split()
+            while words and words[0].upper() in _EXPLAIN_OPTIONS:
+                words.pop(0)
+            return "read" if words and _kind(" ".join(words), dialect) == "read" else "write"
+        return "write"
+    reads, writes = _tree_types()
+    if isinstance(tree, reads) and tree.find(*writes) is None:
+        return "read"
+    return "write"
+
+
+def _check_read(sql: str) -> None:
+    """Raise `ReadOnlyViolationError` unless ``sql`` is one read statement.
+
+    SQL that does not parse goes on: the local engine reports the parse error, and
+    Databricks (whose parser is the authority) gets it once, never re-sent.
+    """
+    kind = statement_kind(sql)
+    if kind in ("read", "unparsed"):
+        return
+    if kind == "several":
+        raise ReadOnlyViolationError("query() runs one SQL statement, got several", sql=sql)
+    raise ReadOnlyViolationError(
+        f"query() runs one read statement; {_label(sql)} is not one (use execute())", sql=sql
+    )
+
+
+def _label(sql: str) -> str:
+    """The statement's kind for a message: ``INSERT`` for ``WITH ... INSERT``, say."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    first = sql.split(None, 1)[0].upper()
+    try:
+        tree = sqlglot.parse_one(sql, read="databricks")
+    except SqlglotError:
+        return first
+    if isinstance(tree, exp.Command):
+        return str(tree.this).upper()
+    if isinstance(tree, _tree_types()[1]):
+        return tree.key.upper()
+    return first

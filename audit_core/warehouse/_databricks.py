@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from audit_core.errors import ConfigError, DatabricksConnectionError, QueryError
-from audit_core.retry import Transient
 
 DRIVER_RETRY = {
     "_retry_stop_after_attempts_count": 2,
@@ -73,6 +72,16 @@ def connector_factory(host: str, warehouse_id: str, token: str, **extra: Any) ->
     return connect
 
 
+class _Session:
+    """One worker thread's DB-API connection, and the cursor running on it (for cancel)."""
+
+    __slots__ = ("conn", "cursor")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cursor: Any = None
+
+
 class DatabricksBackend:
     """Statements on Databricks SQL through DB-API connections from ``connect``."""
 
@@ -82,66 +91,72 @@ class DatabricksBackend:
         self._connect = connect
         self.host = host
 
-    def connect(self) -> Any:
+    def connect(self) -> _Session:
         try:
-            return self._connect()
+            return _Session(self._connect())
         except Exception as exc:
-            raise self.map_error(exc, None, None) from None
+            raise self.map_error(exc, None) from None
 
     def run(
-        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+        self,
+        session: _Session,
+        sql: str,
+        params: dict[str, Any] | None,
+        want: str,
+        native: bool = False,
     ) -> Any:
         try:
-            cursor = conn.cursor()
+            cursor = session.conn.cursor()
         except Exception as exc:
-            raise self.map_error(exc, sql, conn) from None
-        conn._audit_cursor = cursor  # for cancel() from the event loop's thread
+            raise self.map_error(exc, sql) from None
+        session.cursor = cursor  # for cancel() from the event loop's thread
         try:
             cursor.execute(sql, parameters=dict(params) if params else None)
             if want == "none":
                 return None
             return cursor.fetchall_arrow()
         except Exception as exc:
-            raise self.map_error(exc, sql, conn) from None
+            raise self.map_error(exc, sql) from None
         finally:
-            conn._audit_cursor = None
+            session.cursor = None
             with contextlib.suppress(Exception):  # a cursor that cannot close is gone
                 cursor.close()
 
-    def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
-        cursor = conn.cursor()
-        conn._audit_cursor = cursor
+    def run_many(self, session: _Session, sql: str, rows: list[dict[str, Any]]) -> None:
+        try:
+            cursor = session.conn.cursor()
+        except Exception as exc:
+            raise self.map_error(exc, sql) from None
+        session.cursor = cursor
         try:
             cursor.executemany(sql, [dict(r) for r in rows])
         except Exception as exc:
-            raise self.map_error(exc, sql, conn) from None
+            raise self.map_error(exc, sql) from None
         finally:
-            conn._audit_cursor = None
-            cursor.close()
+            session.cursor = None
+            with contextlib.suppress(Exception):
+                cursor.close()
 
-    def cancel(self, conn: Any) -> None:
-        cursor = getattr(conn, "_audit_cursor", None)
+    def cancel(self, session: _Session) -> None:
+        cursor = session.cursor
         if cursor is not None:
             cursor.cancel()
 
-    def close(self, conn: Any) -> None:
-        conn.close()
+    def close(self, session: _Session) -> None:
+        session.conn.close()
 
     def shutdown(self) -> None:
         return None
 
-    def classify(self, exc: BaseException) -> Transient | None:
-        if isinstance(exc, DatabricksConnectionError):
-            return Transient("connection")
-        return None
-
-    def map_error(self, exc: Exception, sql: str | None, conn: Any) -> Exception:
+    def map_error(self, exc: Exception, sql: str | None) -> Exception:
+        """The driver's exception as `DatabricksConnectionError` (transient) or `QueryError`."""
         if isinstance(exc, DatabricksConnectionError | QueryError):
             return exc
         message = str(exc).split("\n", 1)[0][:500]
         if is_transport_error(exc):
             return DatabricksConnectionError(
-                f"Databricks at {self.host} unreachable ({type(exc).__name__}): {message}"
+                f"Databricks at {self.host} unreachable ({type(exc).__name__}): {message}",
+                sql=sql,
             )
         if _names(exc) & _SQL:
             return QueryError(f"Databricks rejected the statement: {message}", sql=sql)

@@ -1,29 +1,30 @@
-"""The local backend: DuckDB in memory, fixtures loaded as real, typed tables."""
+"""The local backend: DuckDB in memory, fixtures loaded as real, typed tables.
+
+The database is a sandbox: once the fixtures are loaded, external access (files, the
+network, extensions) is switched off and the configuration locked, so no statement can
+read ``/etc/passwd``, ``COPY`` a table out, ``ATTACH`` a file or turn the switch back on.
+"""
 
 from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from audit_core._logging import get_logger
-from audit_core.errors import ConfigError, QueryError
-from audit_core.fixtures import SUFFIXES, TableSpec, default_dir, load_manifest
-from audit_core.retry import Transient
+from audit_core.errors import ConfigError, QueryError, ReadOnlyViolationError
+from audit_core.fixtures import default_dir, load_manifest, load_tables
 from audit_core.warehouse._sql import bulk_insert_plan, check_params, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
-
-
-@lru_cache(maxsize=256)
-def duckdb_type(declared: str) -> str:
-    """A declared Databricks type (``STRING``, ``DECIMAL(18,2)``...) in DuckDB spelling."""
-    from sqlglot import exp
-
-    return exp.DataType.build(declared, dialect="databricks").sql("duckdb")
+# Applied after the fixtures are loaded; the lock comes last (it also locks itself).
+SANDBOX = (
+    "SET TimeZone = 'UTC'",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
 
 
 def _as_written(sql: str, name: str) -> str:
@@ -38,14 +39,6 @@ def _as_written(sql: str, name: str) -> str:
     except sqlglot.errors.SqlglotError:
         pass
     return name
-
-
-def _quote_path(path: Path) -> str:
-    return "'" + path.as_posix().replace("'", "''") + "'"
-
-
-def _qualified(name: str) -> str:
-    return ".".join(f'"{part}"' for part in name.split("."))
 
 
 class LocalBackend:
@@ -88,9 +81,14 @@ class LocalBackend:
                     raise ConfigError(
                         f"cannot open DuckDB database {self.database}: {exc}"
                     ) from None
-                db.execute("SET TimeZone = 'UTC'")
-                if self.load_fixtures:
-                    self._load(db)
+                try:
+                    if self.load_fixtures:
+                        self._load(db)
+                    for statement in SANDBOX:
+                        db.execute(statement)
+                except BaseException:
+                    db.close()
+                    raise
                 self._db = db
             return self._db
 
@@ -98,41 +96,15 @@ class LocalBackend:
         return self._base().cursor()
 
     def _load(self, db: Any) -> None:
-        specs = load_manifest(self.fixtures_dir)
-        for spec in specs.values():
-            source = self._source(spec)
-            if source is None:
-                continue
-            if "." in spec.name:
-                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{spec.name.split(".")[0]}"')
-            db.execute(f"CREATE OR REPLACE TABLE {_qualified(spec.name)} AS {source}")
-            self.tables[spec.name] = int(
-                db.execute(f"SELECT count(*) FROM {_qualified(spec.name)}").fetchone()[0]
-            )
+        self.tables = load_tables(db, self.fixtures_dir)
         if not self.tables:
             raise ConfigError(
                 f"no fixture files in {self.fixtures_dir}; expected e.g. "
-                + ", ".join(f"{s.file}.json" for s in specs.values())
+                + ", ".join(f"{s.file}.json" for s in load_manifest(self.fixtures_dir).values())
             )
         _log.info(
             "audit_core.warehouse.fixtures_loaded", path=str(self.fixtures_dir), tables=self.tables
         )
-
-    def _source(self, spec: TableSpec) -> str | None:
-        """A SELECT over the table's file with every declared column cast to its type."""
-        for suffix in SUFFIXES:
-            path = self.fixtures_dir / f"{spec.file}{suffix}"
-            if path.is_file():
-                break
-        else:
-            return None
-        types = {col: duckdb_type(t) for col, t in spec.columns.items()}
-        if suffix == ".parquet":
-            casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
-            return f"SELECT {casts} FROM read_parquet({_quote_path(path)})"
-        fmt = "array" if suffix == ".json" else "newline_delimited"
-        columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
-        return f"SELECT * FROM read_json({_quote_path(path)}, format='{fmt}', columns={columns})"
 
     # statements (called on worker threads) -------------------------------------------
 
@@ -155,7 +127,7 @@ class LocalBackend:
                 return None
             return relation.to_arrow_table()
         except Exception as exc:
-            raise self.map_error(exc, sql, conn) from None
+            raise self.map_error(exc, sql, conn, reading=want != "none") from None
 
     def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
         """All rows in one transaction. A plain ``INSERT ... VALUES (:a, :b)`` goes in as
@@ -202,16 +174,18 @@ class LocalBackend:
 
     # errors --------------------------------------------------------------------------
 
-    def classify(self, exc: BaseException) -> Transient | None:
-        return None  # an in-process engine has no transport to retry
-
-    def map_error(self, exc: Exception, sql: str, conn: Any) -> Exception:
+    def map_error(self, exc: Exception, sql: str, conn: Any, *, reading: bool = False) -> Exception:
         import duckdb
 
         if isinstance(exc, QueryError):
             return exc
         if isinstance(exc, duckdb.InterruptException):
             return QueryError("query was cancelled", sql=sql)
+        if isinstance(exc, duckdb.PermissionException):
+            message = "file, network and extension access are disabled on the local warehouse"
+            if reading:
+                return ReadOnlyViolationError(f"query() refused it: {message}", sql=sql)
+            return QueryError(message, sql=sql)
         message = str(exc).split("\n", 1)[0]
         found = _MISSING_TABLE.search(str(exc))
         if isinstance(exc, duckdb.CatalogException) and found:
