@@ -113,6 +113,11 @@ class Settings:
         host = get("DATABRICKS_HOST")
         warehouse_id = get("DATABRICKS_WAREHOUSE_ID")
         token = get("DATABRICKS_TOKEN")
+        if environment == "production" and not host:
+            raise ConfigError(
+                "ENVIRONMENT=production needs DATABRICKS_HOST (with DATABRICKS_TOKEN and "
+                "DATABRICKS_WAREHOUSE_ID); production never audits the local sample data"
+            )
         if environment == "production" and host:
             missing = [
                 name
