@@ -358,3 +358,31 @@ def test_reader_that_leaves_early_is_not_an_error(tmp_path: Path) -> None:
         assert proc.wait(timeout=120) == 141, stderr
     assert "Traceback" not in stderr
     assert "BrokenPipe" not in stderr
+
+
+def test_rules_list_check_and_show(cli: Any, tmp_path: Path) -> None:
+    """`audit-core rules`: built-ins and a folder's rules; a broken file names its line."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "big.sql").write_text(
+        "-- name: big_ticket\n-- severity: HIGH\n-- confidence: 0.7\n-- title: Big\n"
+        "SELECT transaction_id, amount, 'big' AS detail FROM gold.recent_transactions\n"
+        "WHERE transaction_date > :since AND amount > 4000\n"
+    )
+    listed = cli("rules", "list", "--rules", str(folder))
+    assert listed.returncode == 0, listed.stderr
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert names[-1] == "big_ticket"
+    assert "round_amount" in names
+    from_env = cli("rules", "list", AUDIT_RULES_DIR=str(folder))
+    assert from_env.stdout == listed.stdout
+    shown = cli("rules", "show", "round_amount")
+    assert "round_threshold = 1000" in shown.stdout
+    assert "FROM gold.recent_transactions" in shown.stdout
+    assert cli("rules", "check").returncode == 0
+    (folder / "broken.sql").write_text(
+        "-- name: broken\n-- severity: HUGE\n-- confidence: 1\n-- title: t\nSELECT 1\n"
+    )
+    broken = cli("rules", "check", "--rules", str(folder))
+    assert broken.returncode == 2
+    assert f"{folder / 'broken.sql'}:2: severity must be one of" in broken.stderr

@@ -75,7 +75,7 @@ def _out_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each command carries its handler (``args.handler``)."""
     from audit_core import __version__
-    from audit_core.cli import _commands as c
+    from audit_core.cli import _commands as c, _rules as rules_cmd
 
     parser = argparse.ArgumentParser(
         prog="audit-core",
@@ -174,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_argument("--run", metavar="RUN_ID", help="only this run's flags")
     flags.add_argument("--limit", type=int, default=50, help="most flags to list")
     _out_option(flags)
+
+    rules = _command(sub, "rules", None, help="list, check or show the audit rules")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_help = "a folder of .sql rule files (repeatable); unset: AUDIT_RULES_DIR"
+    for name, handler, text in (
+        ("list", rules_cmd.rules_list, "the rules a run would use, built-in and yours"),
+        ("check", rules_cmd.rules_check, "validate every rule (or the files given)"),
+        ("show", rules_cmd.rules_show, "one rule's header, parameters and SQL"),
+    ):
+        action = _command(rsub, name, handler, help=text)
+        action.add_argument("--rules", type=Path, action="append", help=rules_help)
+        if name == "check":
+            action.add_argument("files", nargs="*", help="rule files to check on their own")
+        if name == "show":
+            action.add_argument("name", help="the rule's name")
 
     trail = _command(sub, "trail", None, help="work with the audit trail")
     tsub = trail.add_subparsers(dest="trail_command", required=True, metavar="ACTION")
