@@ -276,3 +276,10 @@ async def test_invalid_manifest_is_a_config_error(
     (tmp_path / "manifest.json").write_text(json.dumps({"tables": {table: spec}}))
     with pytest.raises(ConfigError, match=message):
         await load(tmp_path, open_client)
+
+
+def test_fixtures_dir_names_the_folder_the_tables_come_from(original: Path) -> None:
+    """Public, so compat helpers need not read the backend; None for a results database."""
+    assert DatabricksClient.local(original).fixtures_dir == original
+    assert DatabricksClient.local().fixtures_dir == default_dir()
+    assert DatabricksClient.local(load_fixtures=False).fixtures_dir is None

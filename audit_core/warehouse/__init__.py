@@ -1,6 +1,5 @@
 """The warehouse: Databricks SQL in production, DuckDB over fixtures locally."""
 
-from audit_core.errors import QueryTimeoutError
 from audit_core.warehouse._client import DatabricksClient
 
-__all__ = ["DatabricksClient", "QueryTimeoutError"]
+__all__ = ["DatabricksClient"]

@@ -199,8 +199,14 @@ class DatabricksClient(AsyncLifecycle):
 
     @property
     def backend(self) -> str:
-        """``"databricks"`` or ``"local"``."""
+        """``"databricks"``, ``"local"`` (DuckDB) or ``"spark"``."""
         return self._backend.name
+
+    @property
+    def fixtures_dir(self) -> Path | None:
+        """The fixtures folder the local tables come from; None on other backends."""
+        directory = getattr(self._backend, "fixtures_dir", None)  # only local backends have one
+        return directory if isinstance(directory, Path) else None
 
     @property
     def in_flight(self) -> int:

@@ -57,11 +57,13 @@ class LocalBackend:
         database: str = ":memory:",
         load_fixtures: bool = True,
     ) -> None:
-        self.fixtures_dir = Path(fixtures_dir) if fixtures_dir is not None else default_dir()
-        if load_fixtures and not self.fixtures_dir.is_dir():
-            raise ConfigError(f"fixtures folder {self.fixtures_dir} does not exist")
+        # None for a database that holds no fixtures (flags and the audit trail, say).
+        self.fixtures_dir: Path | None = None
+        if load_fixtures:
+            self.fixtures_dir = Path(fixtures_dir) if fixtures_dir is not None else default_dir()
+            if not self.fixtures_dir.is_dir():
+                raise ConfigError(f"fixtures folder {self.fixtures_dir} does not exist")
         self.database = database
-        self.load_fixtures = load_fixtures
         self._db: Any = None
         self._init_lock = threading.Lock()
         self.tables: dict[str, int] = {}
@@ -82,8 +84,8 @@ class LocalBackend:
                         f"cannot open DuckDB database {self.database}: {exc}"
                     ) from None
                 try:
-                    if self.load_fixtures:
-                        self._load(db)
+                    if self.fixtures_dir is not None:
+                        self._load(db, self.fixtures_dir)
                     for statement in SANDBOX:
                         db.execute(statement)
                 except BaseException:
@@ -95,16 +97,14 @@ class LocalBackend:
     def connect(self) -> Any:
         return self._base().cursor()
 
-    def _load(self, db: Any) -> None:
-        self.tables = load_tables(db, self.fixtures_dir)
+    def _load(self, db: Any, directory: Path) -> None:
+        self.tables = load_tables(db, directory)
         if not self.tables:
             raise ConfigError(
-                f"no fixture files in {self.fixtures_dir}; expected e.g. "
-                + ", ".join(f"{s.file}.json" for s in load_manifest(self.fixtures_dir).values())
+                f"no fixture files in {directory}; expected e.g. "
+                + ", ".join(f"{s.file}.json" for s in load_manifest(directory).values())
             )
-        _log.info(
-            "audit_core.warehouse.fixtures_loaded", path=str(self.fixtures_dir), tables=self.tables
-        )
+        _log.info("audit_core.warehouse.fixtures_loaded", path=str(directory), tables=self.tables)
 
     # statements (called on worker threads) -------------------------------------------
 
