@@ -69,3 +69,28 @@ async def classify_usage() -> None:
             ["x"], ["a", "b"], instructions="i", agent_name="a", batch_size=5
         )
         print(out[0].label, out[0].cost_usd)
+
+
+def rules_and_testing_usage() -> None:
+    from pathlib import Path
+
+    from audit_core import AuditCoreError, ClientClosedError, RetryPolicy
+    from audit_core.rules import Rule, load_rules
+    from audit_core.testing import FakeClock, capture_logs
+
+    rules: list[Rule] = load_rules([Path("rules")])
+    params: dict[str, object] = rules[0].bind({"round_threshold": 500}, since="2025-01-01")
+    digest: str = rules[0].hash
+    clock = FakeClock()
+    policy = RetryPolicy(attempts=3, sleep=clock.sleep, clock=clock)
+    with capture_logs() as events:
+        pass
+    closed: type[AuditCoreError] = ClientClosedError
+    print(params, digest, policy, events, closed)
+
+
+async def compat_usage() -> None:
+    from audit_core.compat import call_llm, query_gold_tables
+
+    text: str = await call_llm("hi")
+    print(text, await query_gold_tables("SELECT 1"))
