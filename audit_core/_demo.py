@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from audit_core._settings import Settings
 from audit_core.db import AuditTrail, Flag, FlagStore, ensure_schema
 from audit_core.db._flags import flag_id_for
+from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
 from audit_core.state import AsyncStateStore
 from audit_core.warehouse import DatabricksClient
@@ -37,15 +38,15 @@ from audit_core.warehouse import DatabricksClient
 AGENT = "demo-auditor"
 ROUND_THRESHOLD = Decimal(1000)
 LABELS = ["business", "personal", "suspicious"]
-LLM_SEVERITY = {"suspicious": "HIGH", "personal": "MEDIUM", "business": "LOW"}
+LLM_RISK = {"suspicious": "HIGH", "personal": "MEDIUM", "business": "LOW"}
 STEPS = ("lock", "load", "checks", "llm", "finish")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
     name: str
-    severity: str
-    confidence: str
+    risk_level: str
+    confidence: float
     title: str
     sql: str
 
@@ -53,8 +54,11 @@ class Rule:
 _SINCE = "transaction_date > :since"
 RULES: tuple[Rule, ...] = (
     Rule(
-        "duplicate_charge", "HIGH", "0.95", "Duplicate charge within 24 hours",
-        "WITH t AS (SELECT transaction_id, amount, transaction_date, "
+        name="duplicate_charge",
+        risk_level="HIGH",
+        confidence=0.95,
+        title="Duplicate charge within 24 hours",
+        sql="WITH t AS (SELECT transaction_id, amount, transaction_date, "
         "lag(transaction_id) OVER (PARTITION BY card_id, vendor_name, amount ORDER BY transaction_date) AS prev_id, "
         "lag(transaction_date) OVER (PARTITION BY card_id, vendor_name, amount ORDER BY transaction_date) AS prev_at "
         f"FROM gold.recent_transactions WHERE {_SINCE} AND amount > 0) "
@@ -63,13 +67,19 @@ RULES: tuple[Rule, ...] = (
         "FROM t WHERE prev_at IS NOT NULL AND unix_timestamp(transaction_date) - unix_timestamp(prev_at) < 86400",
     ),
     Rule(
-        "round_amount", "MEDIUM", "0.6", "Round amount over the threshold",
-        "SELECT transaction_id, amount, concat('round amount ', CAST(amount AS STRING)) AS detail "
+        name="round_amount",
+        risk_level="MEDIUM",
+        confidence=0.6,
+        title="Round amount over the threshold",
+        sql="SELECT transaction_id, amount, concat('round amount ', CAST(amount AS STRING)) AS detail "
         f"FROM gold.recent_transactions WHERE {_SINCE} AND amount >= :round_threshold AND amount % 100 = 0",
     ),
     Rule(
-        "split_purchase", "HIGH", "0.85", "Split purchase under the approval limit",
-        "WITH near AS (SELECT t.transaction_id, t.card_id, t.vendor_name, t.amount, "
+        name="split_purchase",
+        risk_level="HIGH",
+        confidence=0.85,
+        title="Split purchase under the approval limit",
+        sql="WITH near AS (SELECT t.transaction_id, t.card_id, t.vendor_name, t.amount, "
         "to_date(t.transaction_date) AS day, c.approval_limit FROM gold.recent_transactions t "
         "JOIN gold.credit_cards c ON t.card_id = c.card_id WHERE t.transaction_date > :since "
         "AND t.amount < c.approval_limit AND t.amount >= c.approval_limit * 0.9), "
@@ -81,21 +91,34 @@ RULES: tuple[Rule, ...] = (
         "FROM near n JOIN grp g ON n.card_id = g.card_id AND n.vendor_name = g.vendor_name AND n.day = g.day",
     ),
     Rule(
-        "weekend_spend", "LOW", "0.5", "Weekend spend",
-        "SELECT transaction_id, amount, concat('charged on a ', date_format(transaction_date, 'EEEE')) AS detail "
+        name="weekend_spend",
+        risk_level="LOW",
+        confidence=0.5,
+        title="Weekend spend",
+        sql="SELECT transaction_id, amount, concat('charged on a ', date_format(transaction_date, 'EEEE')) AS detail "
         f"FROM gold.recent_transactions WHERE {_SINCE} AND dayofweek(transaction_date) IN (1, 7)",
     ),
     Rule(
-        "card_bank_mismatch", "HIGH", "0.9", "Charge settled to another bank account",
-        "SELECT t.transaction_id, t.amount, concat('charged to ', t.account_id, ', card ', t.card_id, "
+        name="card_bank_mismatch",
+        risk_level="HIGH",
+        confidence=0.9,
+        title="Charge settled to another bank account",
+        sql="SELECT t.transaction_id, t.amount, concat('charged to ', t.account_id, ', card ', t.card_id, "
         "' settles to ', c.account_id) AS detail FROM gold.recent_transactions t "
         "JOIN gold.credit_cards c ON t.card_id = c.card_id "
         "WHERE t.transaction_date > :since AND t.account_id <> c.account_id",
     ),
-)  # fmt: skip
+)
 UNKNOWN_VENDOR_SQL = (
     "SELECT transaction_id, amount, vendor_name, description, department, merchant_category_code "
     f"FROM gold.recent_transactions WHERE {_SINCE} AND vendor_id IS NULL ORDER BY transaction_id"
+)
+
+
+CLASSIFY_INSTRUCTIONS = (
+    "You review corporate card transactions whose vendor is not in the vendor "
+    "master. Decide whether each looks like a business expense, a personal "
+    "expense on a company card, or suspicious (possible fraud)."
 )
 
 
@@ -103,7 +126,7 @@ class Interrupted(Exception):
     """Raised by ``--stop-after STEP`` to simulate Ctrl-C at a step boundary."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     run_id: str
     resumed: bool = False
@@ -111,6 +134,7 @@ class Report:
     since: datetime | None = None
     flags_by_rule: Counter[str] = field(default_factory=Counter)
     flags_by_severity: Counter[str] = field(default_factory=Counter)
+    flags_by_risk: Counter[str] = field(default_factory=Counter)
     flags_written: int = 0
     deterministic_ops: int = 0
     llm_items: int = 0
@@ -163,7 +187,7 @@ async def run_demo(
             progress.show(f"generating {rows:,} transactions...")
             await asyncio.to_thread(generate, rows, 7, fixtures)
     run_id = resume or f"audit-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    report = Report(run_id, resumed=resume is not None)
+    report = Report(run_id=run_id, resumed=resume is not None)
     results_db = out_dir / "audit.duckdb"
     report.results_path = str(results_db)
 
@@ -180,7 +204,8 @@ async def run_demo(
             raise StateStoreUnavailableError(f"state store {store.url} is unreachable")
         await ensure_schema(results)
         flags = FlagStore(results)
-        async with AuditTrail(results, run_id) as trail, store.lock(run_id, ttl_s=60, wait_s=5):
+        trail = AuditTrail.from_env(results, run_id)
+        async with trail, store.lock(run_id, ttl_s=60, wait_s=5):
             state = await _restore(store, results, run_id)
             if resume is not None and not state:
                 raise ConfigError(f"nothing to resume: no saved state for run {run_id!r}")
@@ -192,7 +217,7 @@ async def run_demo(
             async def checkpoint(step: str, **changes: Any) -> None:
                 if step not in done:
                     done.append(step)
-                state.update(changes, steps_done=done, current_step=step, status="running")
+                state.update(changes, steps_done=done, current_step=step, status="in_progress")
                 await trail.flush()
                 await store.save(run_id, state)
                 await _save_row(results, run_id, state)
@@ -237,15 +262,7 @@ async def run_demo(
                     hits = await warehouse.query_arrow(
                         rule.sql, {k: v for k, v in params.items() if f":{k}" in rule.sql}
                     )
-                    found = [
-                        Flag(
-                            run_id, rule.name, rule.severity, Decimal(rule.confidence), rule.title,
-                            transaction_id=r["transaction_id"], description=r["detail"],
-                            amount=r["amount"], detected_by="sql-rules",
-                            flag_id=flag_id_for(run_id, rule.name, r["transaction_id"]),
-                        )
-                        for r in hits.to_pylist()
-                    ]  # fmt: skip
+                    found = [_rule_flag(run_id, rule, r) for r in hits.to_pylist()]
                     await flags.add_many(found, skip_existing=True)
                     t.output_summary = f"{len(found)} flags"
                 rules_done[rule.name] = len(found)
@@ -278,26 +295,29 @@ async def run_demo(
             # 5. finish ------------------------------------------------------------------
             t0 = time.perf_counter()
             all_flags = await results.query_arrow(
-                "SELECT rule, severity, count(*) AS n FROM flags WHERE audit_run_id = :run "
-                "GROUP BY rule, severity",
+                "SELECT rule, severity_level, risk_level, count(*) AS n FROM flags "
+                "WHERE audit_run_id = :run GROUP BY rule, severity_level, risk_level",
                 {"run": run_id},
             )
             for row in all_flags.to_pylist():
                 report.flags_by_rule[row["rule"]] += row["n"]
-                report.flags_by_severity[row["severity"]] += row["n"]
+                report.flags_by_severity[row["severity_level"]] += row["n"]
+                report.flags_by_risk[row["risk_level"]] += row["n"]
             report.flags_written = sum(report.flags_by_rule.values())
             report.deterministic_ops = report.rows_scanned * (len(RULES) + 1)
             await trail.record(
                 AGENT, "run.complete", output_summary=f"{report.flags_written} flags"
             )
+            head = await trail.complete()
             verification = await trail.verify()
             report.trail_ok, report.trail_rows = verification.ok, verification.rows
             summary = {
                 "rows_scanned": report.rows_scanned,
                 "flags": report.flags_written,
                 "flags_by_severity": dict(report.flags_by_severity),
-                "trail_rows": verification.rows,
-                "trail_head": trail.head[1],
+                "trail_rows": head.rows,
+                "trail_head": head.last_hash,
+                "trail_hash_algorithm": head.hash_algorithm,
             }
             state.update(status="completed", current_step="finish", steps_done=[*done, "finish"])
             await store.mark_complete(run_id, summary)
@@ -316,7 +336,8 @@ async def _restore(
     if state:
         return state
     row = await results.query_arrow(
-        "SELECT state_data FROM workflow_state WHERE run_id = :run", {"run": run_id}
+        "SELECT intermediate_results FROM workflow_state WHERE audit_run_id = :run",
+        {"run": run_id},
     )
     if row.num_rows:
         data: dict[str, Any] = json.loads(row.column(0)[0].as_py() or "{}")
@@ -327,21 +348,72 @@ async def _restore(
 async def _save_row(
     results: DatabricksClient, run_id: str, state: dict[str, Any], *, completed: bool = False
 ) -> None:
-    """The durable checkpoint: one workflow_state row per run in the results database."""
+    """The durable checkpoint: one workflow_state row per run in the results database.
+
+    The demo's steps are its agents: ``current_agent`` is the step that just finished,
+    ``completed_agents`` / ``pending_agents`` the steps done and still to do.
+    """
     now = datetime.now(UTC)
-    data = json.dumps(state, default=str, sort_keys=True)
-    await results.execute("DELETE FROM workflow_state WHERE run_id = :run", {"run": run_id})
+    done = list(state.get("steps_done", []))
+    await results.execute("DELETE FROM workflow_state WHERE audit_run_id = :run", {"run": run_id})
     await results.execute(
-        "INSERT INTO workflow_state (run_id, status, current_step, state_data, started_at, "
-        "updated_at, completed_at, error_message) VALUES (:run, :status, :step, :data, :started, "
-        ":now, :completed, NULL)",
+        "INSERT INTO workflow_state (audit_run_id, workflow_status, current_agent, "
+        "completed_agents, pending_agents, intermediate_results, created_at, updated_at, "
+        "completed_at, error_message) VALUES (:run, :status, :agent, :done, :todo, :data, "
+        ":started, :now, :completed, NULL)",
         {
-            "run": run_id, "status": "completed" if completed else "running",
-            "step": state.get("current_step"), "data": data,
-            "started": datetime.fromisoformat(state["started_at"]), "now": now,
+            "run": run_id,
+            "status": "completed" if completed else "in_progress",
+            "agent": state.get("current_step"),
+            "done": json.dumps(done),
+            "todo": json.dumps([s for s in STEPS if s not in done]),
+            "data": json.dumps(state, default=str, sort_keys=True),
+            "started": datetime.fromisoformat(state["started_at"]),
+            "now": now,
             "completed": now if completed else None,
         },
-    )  # fmt: skip
+    )
+
+
+def _rule_flag(run_id: str, rule: Rule, hit: dict[str, Any]) -> Flag:
+    return Flag(
+        audit_run_id=run_id,
+        transaction_id=hit["transaction_id"],
+        risk_level=rule.risk_level,
+        confidence_score=rule.confidence,
+        explanation=hit["detail"],
+        rule=rule.name,
+        title=rule.title,
+        amount=hit["amount"],
+        detected_by="sql-rules",
+        flag_id=flag_id_for(run_id, rule.name, hit["transaction_id"]),
+    )
+
+
+def _unknown_vendor_flag(
+    run_id: str,
+    row: dict[str, Any],
+    *,
+    risk_level: str,
+    confidence: float,
+    title: str,
+    explanation: str,
+    detected_by: str,
+    evidence: Any = None,
+) -> Flag:
+    return Flag(
+        audit_run_id=run_id,
+        transaction_id=row["transaction_id"],
+        risk_level=risk_level,
+        confidence_score=confidence,
+        explanation=explanation,
+        supporting_evidence_links=evidence,
+        rule="unknown_vendor",
+        title=title,
+        amount=row["amount"],
+        detected_by=detected_by,
+        flag_id=flag_id_for(run_id, "unknown_vendor", row["transaction_id"]),
+    )
 
 
 async def _llm_stage(
@@ -359,60 +431,62 @@ async def _llm_stage(
             f"skipped: no OPENROUTER_API_KEY (or AUDIT_LLM_BASE_URL endpoint key) is set; "
             f"{len(ambiguous)} unknown-vendor transactions became INFO flags for human review"
         )
-        await flags.add_many(
-            [
-                Flag(
-                    run_id, "unknown_vendor", "INFO", Decimal("0.5"),
-                    "Unknown vendor: needs human review (LLM stage skipped)",
-                    transaction_id=r["transaction_id"], amount=r["amount"],
-                    description=f"{r['vendor_name']}: {r['description']}", detected_by="sql-rules",
-                    flag_id=flag_id_for(run_id, "unknown_vendor", r["transaction_id"]),
-                )
-                for r in ambiguous
-            ],
-            skip_existing=True,
-        )  # fmt: skip
+        skipped = [
+            _unknown_vendor_flag(
+                run_id,
+                r,
+                risk_level="INFO",
+                confidence=0.5,
+                title="Unknown vendor: needs human review (LLM stage skipped)",
+                explanation=f"{r['vendor_name']}: {r['description']}",
+                detected_by="sql-rules",
+            )
+            for r in ambiguous
+        ]
+        await flags.add_many(skipped, skip_existing=True)
         await trail.record(AGENT, "llm.skipped", output_summary=note)
         return note, {}
     from audit_core.llm import AsyncLLMClient
 
     items = [
-        {"vendor": r["vendor_name"], "description": r["description"], "amount": str(r["amount"]),
-         "department": r["department"]}
+        {
+            "vendor": r["vendor_name"],
+            "description": r["description"],
+            "amount": str(r["amount"]),
+            "department": r["department"],
+        }
         for r in ambiguous
-    ]  # fmt: skip
+    ]
     async with AsyncLLMClient.from_settings(settings, trail=trail) as llm:
         answers = await llm.classify(
-            items, LABELS, agent_name="vendor-classifier", batch_size=10,
-            instructions=(
-                "You review corporate card transactions whose vendor is not in the vendor "
-                "master. Decide whether each looks like a business expense, a personal "
-                "expense on a company card, or suspicious (possible fraud)."
-            ),
-        )  # fmt: skip
+            items,
+            LABELS,
+            agent_name="vendor-classifier",
+            batch_size=10,
+            instructions=CLASSIFY_INSTRUCTIONS,
+        )
         costs = llm.costs.snapshot()
     found = []
     for row, answer in zip(ambiguous, answers, strict=True):
         if answer.label is None:
-            severity, confidence, title = (
-                "INFO",
-                Decimal("0.5"),
-                "Unknown vendor: LLM gave no valid answer",
-            )
+            risk, confidence, title = "INFO", 0.5, "Unknown vendor: LLM gave no valid answer"
         else:
-            severity = LLM_SEVERITY[answer.label]
-            confidence = Decimal(str(answer.confidence or 0.0)).quantize(Decimal("0.001"))
+            risk = LLM_RISK[answer.label]
+            confidence = round(float(answer.confidence or 0.0), 3)
             title = f"Unknown vendor classified {answer.label}"
+        evidence = {"model": answer.model, "escalated": answer.escalated, "label": answer.label}
         found.append(
-            Flag(
-                run_id, "unknown_vendor", severity, confidence, title,
-                transaction_id=row["transaction_id"], amount=row["amount"],
-                description=answer.rationale or f"{row['vendor_name']}: {row['description']}",
-                evidence={"model": answer.model, "escalated": answer.escalated, "label": answer.label},
+            _unknown_vendor_flag(
+                run_id,
+                row,
+                risk_level=risk,
+                confidence=confidence,
+                title=title,
+                explanation=answer.rationale or f"{row['vendor_name']}: {row['description']}",
                 detected_by="llm:" + answer.model,
-                flag_id=flag_id_for(run_id, "unknown_vendor", row["transaction_id"]),
+                evidence=evidence,
             )
-        )  # fmt: skip
+        )
     await flags.add_many(found, skip_existing=True)
     escalated = sum(1 for a in answers if a.escalated)
     note = f"classified {len(answers)} items ({escalated} escalated)"
@@ -425,9 +499,16 @@ def render(report: Report) -> str:
     since = report.since.isoformat() if report.since else "?"
     lines.append(f"  rows scanned          {report.rows_scanned:,} transactions since {since}")
     lines.append(f"  flags written         {report.flags_written:,}")
-    for severity in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"):
+    for severity in SEVERITIES:
         if report.flags_by_severity.get(severity):
             lines.append(f"    {severity:<10}          {report.flags_by_severity[severity]:,}")
+    risks = [
+        f"{r} {report.flags_by_risk[r]:,}"
+        for r in reversed(RISK_LEVELS)
+        if report.flags_by_risk.get(r)
+    ]
+    if risks:
+        lines.append(f"    risk levels         {', '.join(risks)}")
     lines.append("  flags by rule")
     for rule, n in sorted(report.flags_by_rule.items()):
         lines.append(f"    {rule:<20} {n:,}")
@@ -470,11 +551,20 @@ def render(report: Report) -> str:
 
 def report_json(report: Report) -> str:
     data = {
-        "run_id": report.run_id, "resumed": report.resumed, "rows_scanned": report.rows_scanned,
+        "run_id": report.run_id,
+        "resumed": report.resumed,
+        "rows_scanned": report.rows_scanned,
         "since": report.since.isoformat() if report.since else None,
-        "flags_by_rule": dict(report.flags_by_rule), "flags_by_severity": dict(report.flags_by_severity),
-        "flags_written": report.flags_written, "llm_items": report.llm_items, "llm_note": report.llm_note,
-        "llm_costs": report.llm_costs, "step_seconds": report.step_seconds,
-        "trail_ok": report.trail_ok, "trail_rows": report.trail_rows, "results": report.results_path,
-    }  # fmt: skip
+        "flags_by_rule": dict(report.flags_by_rule),
+        "flags_by_severity": dict(report.flags_by_severity),
+        "flags_by_risk": dict(report.flags_by_risk),
+        "flags_written": report.flags_written,
+        "llm_items": report.llm_items,
+        "llm_note": report.llm_note,
+        "llm_costs": report.llm_costs,
+        "step_seconds": report.step_seconds,
+        "trail_ok": report.trail_ok,
+        "trail_rows": report.trail_rows,
+        "results": report.results_path,
+    }
     return json.dumps(data, indent=2, default=str)

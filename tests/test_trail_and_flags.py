@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient
 from audit_core.db import AuditTrail, FlagStore, ensure_schema
-from audit_core.errors import AuditTrailError, InvalidFlagError
+from audit_core.errors import AuditTrailError, InvalidFlagError, QueryError
 
 
 @pytest.fixture
@@ -33,9 +33,13 @@ async def test_thousand_concurrent_records_are_gap_free(wh: DatabricksClient) ->
     await trail.flush()
     assert sorted(seqs) == list(range(1, 1001))
     table = await wh.query_arrow(
-        "SELECT sequence_number FROM audit_trail WHERE audit_run_id = 'run-1' ORDER BY 1"
+        "SELECT log_sequence_number FROM audit_trail WHERE audit_run_id = 'run-1' ORDER BY 1"
     )
     assert table.column(0).to_pylist() == list(range(1, 1001))
+    result = await trail.verify()
+    assert result.intact, result.problem
+    assert result.status == "incomplete"  # not completed yet: intact so far
+    await trail.complete()
     assert await trail.verify()
 
 
@@ -45,45 +49,12 @@ async def test_resumed_trail_continues_the_chain(wh: DatabricksClient) -> None:
             await first.record("a", "t", llm_cost_dollars=Decimal("0.00015"), llm_tokens_used=12)
     second = AuditTrail(wh, "run-r")
     assert await second.record("a", "t2") == 4
+    await second.complete()
     result = await second.verify()
     assert result.ok, result.problem
     assert result.rows == 4
-
-
-@pytest.mark.parametrize(
-    ("tamper", "bad", "problem"),
-    [
-        (
-            "UPDATE audit_trail SET output_summary = 'nothing to see' WHERE sequence_number = 3",
-            3,
-            "altered",
-        ),
-        ("UPDATE audit_trail SET llm_cost_dollars = 0 WHERE sequence_number = 2", 2, "altered"),
-        ("DELETE FROM audit_trail WHERE sequence_number = 3", 3, "missing"),
-        ("DELETE FROM audit_trail WHERE sequence_number = 5", 5, "ends at row 4"),
-        (
-            "UPDATE audit_trail SET sequence_number = "
-            "CASE sequence_number WHEN 2 THEN 3 ELSE 2 END WHERE sequence_number IN (2, 3)",
-            2,
-            "removed or reordered",
-        ),
-    ],
-    ids=["update-text", "update-cost", "delete-middle", "delete-last", "swap"],
-)
-async def test_verify_names_the_tampered_row(
-    wh: DatabricksClient, tamper: str, bad: int, problem: str
-) -> None:
-    trail = AuditTrail(wh, "run-t", batch_size=2)
-    for i in range(5):
-        await trail.record(
-            "agent", "tool", output_summary=f"step {i}", llm_cost_dollars=Decimal("0.001")
-        )
-    assert (await trail.verify()).ok
-    await wh.execute(tamper)
-    result = await trail.verify()
-    assert not result.ok
-    assert result.first_bad_sequence == bad
-    assert problem in (result.problem or "")
+    with pytest.raises(AuditTrailError, match="completed"):
+        await AuditTrail(wh, "run-r").record("a", "t3")
 
 
 async def test_trace_times_and_records_errors(wh: DatabricksClient) -> None:
@@ -99,18 +70,20 @@ async def test_trace_times_and_records_errors(wh: DatabricksClient) -> None:
     async with trail.trace("checker", "sql", input_data={"rule": "dup"}) as t:
         t.output_summary = "3 rows"
     await trail.flush()
-    rows = (await wh.query_arrow(
-        "SELECT tool_called, error, output_summary, execution_time_ms, input_data FROM audit_trail "
-        "WHERE audit_run_id = 'run-trace' ORDER BY sequence_number"
-    )).to_pylist()  # fmt: skip
+    result = await wh.query_arrow(
+        "SELECT tool_called, error_message, error_stack_trace, output_summary, "
+        "execution_time_ms, input_data FROM audit_trail "
+        "WHERE audit_run_id = 'run-trace' ORDER BY log_sequence_number"
+    )
+    rows = result.to_pylist()
     assert [r["tool_called"] for r in rows] == ["divide", "divide", "sql"]
-    assert rows[0]["error"] is None
-    assert "ZeroDivisionError" in rows[1]["error"]
-    assert "Traceback" in rows[1]["error"]
+    assert rows[0]["error_message"] is None
+    assert rows[1]["error_message"] == "ZeroDivisionError: division by zero"
+    assert "Traceback" in rows[1]["error_stack_trace"]
     assert rows[2]["output_summary"] == "3 rows"
     assert rows[2]["input_data"] == '{"rule":"dup"}'
     assert all(r["execution_time_ms"] >= 0 for r in rows)
-    assert await trail.verify()
+    assert (await trail.verify()).intact
 
 
 async def test_bad_trail_input_is_rejected_and_nothing_lost(wh: DatabricksClient) -> None:
@@ -126,49 +99,121 @@ async def test_bad_trail_input_is_rejected_and_nothing_lost(wh: DatabricksClient
     assert (await trail.verify()).rows == 2
 
 
-async def test_failed_flush_keeps_rows(wh: DatabricksClient) -> None:
-    trail = AuditTrail(wh, "run-f", table="no_such_table")
-    trail._next = 1  # skip reading the head from the missing table
-    await trail.record("a", "t")
-    with pytest.raises(Exception, match="no_such_table"):
+async def test_failed_flush_keeps_rows_and_the_next_flush_writes_them(
+    wh: DatabricksClient,
+) -> None:
+    """A write that fails loses nothing: the rows stay pending, in order, and land later."""
+    trail = AuditTrail(wh, "run-f")
+    await trail.record("a", "t1")
+    await trail.record("a", "t2")
+    squatter = (
+        "INSERT INTO audit_trail (audit_run_id, log_sequence_number, agent_name, tool_called, "
+        "hash_algorithm, prev_hash, entry_hash) VALUES ('run-f', 2, 'x', 'x', 'sha256', '', '')"
+    )
+    await wh.execute(squatter)  # row 2 taken: the batch's insert fails as a whole
+    with pytest.raises(QueryError):
         await trail.flush()
-    assert trail.pending == 1
+    assert trail.pending == 2
+    await wh.execute("DELETE FROM audit_trail WHERE agent_name = 'x'")
+    assert await trail.flush() == 2
+    await trail.complete()
+    assert await trail.verify()
+
+
+async def test_closed_trail_refuses_records_and_flushes_on_close(wh: DatabricksClient) -> None:
+    """`aclose` writes what is pending (twice is fine); a closed trail takes no more."""
+    from audit_core.errors import ClientClosedError
+
+    trail = AuditTrail(wh, "run-c", batch_size=100)
+    async with trail:
+        await trail.record("a", "t")
+        assert trail.pending == 1
+    await trail.aclose()
+    assert await count(wh, "SELECT count(*) FROM audit_trail WHERE audit_run_id = 'run-c'") == 1
+    with pytest.raises(ClientClosedError):
+        await trail.record("a", "t")
 
 
 async def test_flags_validate_before_writing(wh: DatabricksClient) -> None:
+    """Bad severity, risk level or confidence write nothing; review fills the original columns."""
     flags = FlagStore(wh)
-    with pytest.raises(InvalidFlagError, match="severity"):
-        await flags.add("run-1", "dup", "SEVERE", "0.9", "Duplicate")
+    with pytest.raises(InvalidFlagError, match="severity_level"):
+        await flags.add("run-1", "TXN1", "0.9", "Duplicate", severity_level="HIGH")
+    with pytest.raises(InvalidFlagError, match="risk_level"):
+        await flags.add("run-1", "TXN1", "0.9", "Duplicate", risk_level="SEVERE")
     with pytest.raises(InvalidFlagError, match="between 0 and 1"):
-        await flags.add("run-1", "dup", "HIGH", "1.5", "Duplicate")
-    with pytest.raises(InvalidFlagError, match="confidence must be a number"):
-        await flags.add("run-1", "dup", "HIGH", "very", "Duplicate")
+        await flags.add("run-1", "TXN1", "1.5", "Duplicate", severity_level="WARNING")
+    with pytest.raises(InvalidFlagError, match="confidence_score must be a number"):
+        await flags.add("run-1", "TXN1", "very", "Duplicate", severity_level="WARNING")
+    with pytest.raises(InvalidFlagError, match="transaction_id"):
+        await flags.add("run-1", "", "0.9", "Duplicate", severity_level="WARNING")
     assert await count(wh, "SELECT count(*) FROM flags") == 0
     first = await flags.add(
-        "run-1", "duplicate_charge", "HIGH", Decimal("0.95"), "Duplicate charge",
-        transaction_id="TXN014", amount=Decimal("1899.00"), evidence={"twin": "TXN013"},
-    )  # fmt: skip
-    await flags.add("run-1", "weekend", "LOW", "0.6", "Weekend spend", transaction_id="TXN020")
+        "run-1",
+        "TXN014",
+        Decimal("0.95"),
+        "Same card, vendor and amount as TXN013",
+        risk_level="HIGH",
+        rule="duplicate_charge",
+        title="Duplicate charge",
+        amount=Decimal("1899.00"),
+        supporting_evidence_links={"twin": "TXN013"},
+    )
+    assert first.severity_level == "CRITICAL"  # from the finer risk level
+    await flags.add("run-1", "TXN020", "0.6", "Weekend spend", risk_level="LOW", rule="weekend")
+    await flags.add("run-1", "TXN021", "0.6", "Weekend spend", severity_level="WARNING")
     pending = await flags.pending(10)
-    assert [f.rule for f in pending] == ["duplicate_charge", "weekend"]  # most severe first
+    assert [f.rule for f in pending] == ["duplicate_charge", "weekend", None]  # most severe first
+    assert [f.severity_level for f in pending] == ["CRITICAL", "WARNING", "WARNING"]
     assert pending[0].amount == Decimal("1899.00")
-    assert pending[0].evidence == {"twin": "TXN013"}
+    assert pending[0].confidence_score == 0.95
+    assert pending[0].supporting_evidence_links == {"twin": "TXN013"}
     reviewed = await flags.review(first.flag_id, "confirmed", "rev-7", "refund requested")
-    assert reviewed.status == "confirmed"
-    assert reviewed.reviewer_id == "rev-7"
-    assert [f.rule for f in await flags.pending(10)] == ["weekend"]
+    assert (reviewed.reviewed, reviewed.human_decision) == (True, "confirmed")
+    assert (reviewed.reviewer_id, reviewed.reviewer_notes) == ("rev-7", "refund requested")
+    assert reviewed.review_timestamp is not None
+    assert [f.rule for f in await flags.pending(10)] == ["weekend", None]
     with pytest.raises(InvalidFlagError, match="decision"):
         await flags.review(first.flag_id, "maybe", "rev-7")
     with pytest.raises(InvalidFlagError, match="no flag"):
         await flags.review("flg_nope", "dismissed", "rev-7")
 
 
+async def test_flags_written_by_another_agent_with_only_the_original_columns(
+    wh: DatabricksClient,
+) -> None:
+    """A row using only the original columns is accepted by the table and read back."""
+    await wh.execute(
+        "INSERT INTO flags (flag_id, transaction_id, audit_run_id, severity_level, "
+        "confidence_score, explanation, supporting_evidence_links) VALUES "
+        "('other-1', 'TXN9', 'run-9', 'INFO', 0.4, 'seen by the email agent', 'not json')"
+    )
+    [flag] = await FlagStore(wh).pending(audit_run_id="run-9")
+    assert (flag.severity_level, flag.rule, flag.reviewed) == ("INFO", None, False)
+    assert flag.supporting_evidence_links == "not json"
+
+
 async def test_add_many_is_all_or_nothing_and_skips_existing(wh: DatabricksClient) -> None:
+    """One invalid flag stops the batch; a re-run writes nothing twice."""
     from audit_core.db import Flag
 
     flags = FlagStore(wh)
-    good = Flag("run-2", "round_amount", "MEDIUM", Decimal("0.7"), "Round amount", "TXN015")
-    bad = Flag("run-2", "round_amount", "MEDIUM", Decimal("7"), "Round amount", "TXN016")
+    good = Flag(
+        audit_run_id="run-2",
+        transaction_id="TXN015",
+        risk_level="MEDIUM",
+        confidence_score=0.7,
+        explanation="Round amount",
+        rule="round_amount",
+    )
+    bad = Flag(
+        audit_run_id="run-2",
+        transaction_id="TXN016",
+        risk_level="MEDIUM",
+        confidence_score=7,
+        explanation="Round amount",
+        rule="round_amount",
+    )
     with pytest.raises(InvalidFlagError):
         await flags.add_many([good, bad])
     assert await count(wh, "SELECT count(*) FROM flags") == 0

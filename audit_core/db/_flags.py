@@ -1,85 +1,135 @@
-"""Flags raised by the audit, validated before anything is written, and their review."""
+"""Flags raised by the audit, validated before anything is written, and their review.
+
+Columns are the original ``flags`` layout (``severity_level``, ``confidence_score``,
+``explanation``, ``supporting_evidence_links``, ``reviewed``, ``human_decision``, ...);
+``rule``, ``title``, ``amount``, ``risk_level`` and ``detected_by`` are this project's
+extra columns. ``severity_level`` follows from ``risk_level`` when only the finer level
+is given (`SEVERITY_FOR_RISK`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from audit_core.db.schemas import FLAG_STATUSES, SEVERITIES
+from audit_core.db.schemas import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVERITY_FOR_RISK
 from audit_core.errors import InvalidFlagError
 
 if TYPE_CHECKING:
+    from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
-DECISIONS = tuple(s for s in FLAG_STATUSES if s != "pending")
+__all__ = ["DECISIONS", "Flag", "FlagStore", "flag_id_for", "validate"]
+
+DECISIONS = HUMAN_DECISIONS
 _INSERT_COLUMNS = (
-    "flag_id", "audit_run_id", "transaction_id", "rule", "severity", "confidence", "title",
-    "description", "amount", "evidence", "detected_by", "status", "created_at",
-)  # fmt: skip
+    "flag_id",
+    "transaction_id",
+    "audit_run_id",
+    "severity_level",
+    "confidence_score",
+    "explanation",
+    "supporting_evidence_links",
+    "reviewed",
+    "created_at",
+    "updated_at",
+    "rule",
+    "title",
+    "amount",
+    "risk_level",
+    "detected_by",
+)
 
 
-@dataclass(frozen=True, slots=True)
+def _rank(column: str, levels: Iterable[str]) -> str:
+    cases = " ".join(f"WHEN '{level}' THEN {i}" for i, level in enumerate(levels))
+    return f"CASE {column} {cases} ELSE 9 END"
+
+
+# Most severe first: the original level, then the finer one, then the newest.
+_ORDER = (
+    f"{_rank('severity_level', SEVERITIES)}, {_rank('risk_level', reversed(RISK_LEVELS))}, "
+    "created_at DESC, flag_id"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Flag:
-    """One flag: a rule's finding about a transaction, awaiting or after human review."""
+    """One flag: a finding about a transaction, awaiting or after human review."""
 
     audit_run_id: str
-    rule: str
-    severity: str
-    confidence: Decimal
-    title: str
-    transaction_id: str | None = None
-    description: str | None = None
+    transaction_id: str
+    severity_level: str = ""
+    confidence_score: float | None
+    explanation: str
+    supporting_evidence_links: Any = None
+    rule: str | None = None
+    title: str | None = None
     amount: Decimal | None = None
-    evidence: Mapping[str, Any] | None = None
-    detected_by: str = "rules"
+    risk_level: str | None = None
+    detected_by: str | None = "rules"
     flag_id: str = ""
-    status: str = "pending"
+    reviewed: bool = False
+    human_decision: str | None = None
     reviewer_id: str | None = None
-    review_notes: str | None = None
-    reviewed_at: datetime | None = None
+    review_timestamp: datetime | None = None
+    reviewer_notes: str | None = None
     created_at: datetime | None = field(default=None, compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
 
 
-def flag_id_for(audit_run_id: str, rule: str, transaction_id: str | None, extra: str = "") -> str:
+def flag_id_for(audit_run_id: str, rule: str | None, transaction_id: str, extra: str = "") -> str:
     """A stable id: the same finding in the same run always gets the same id."""
-    key = "\x1f".join((audit_run_id, rule, transaction_id or "", extra))
+    key = "\x1f".join((audit_run_id, rule or "", transaction_id, extra))
     return "flg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def validate(flag: Flag) -> Flag:
-    """The flag with a normalised confidence and id, or `InvalidFlagError` naming the field."""
-    if flag.severity not in SEVERITIES:
-        raise InvalidFlagError(
-            f"severity must be one of {', '.join(SEVERITIES)}, got {flag.severity!r}"
-        )
+def _confidence(value: Any) -> float:
     try:
-        confidence = Decimal(str(flag.confidence))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise InvalidFlagError(f"confidence must be a number, got {flag.confidence!r}") from None
-    if not confidence.is_finite() or not Decimal(0) <= confidence <= Decimal(1):
-        raise InvalidFlagError(f"confidence must be between 0 and 1, got {flag.confidence}")
-    for name in ("audit_run_id", "rule", "title", "detected_by"):
+        raise InvalidFlagError(f"confidence_score must be a number, got {value!r}") from None
+    if not number.is_finite() or not Decimal(0) <= number <= Decimal(1):
+        raise InvalidFlagError(f"confidence_score must be between 0 and 1, got {value}")
+    return float(number)
+
+
+def validate(flag: Flag) -> Flag:
+    """The flag with its derived fields filled in, or `InvalidFlagError` naming the field."""
+    if flag.risk_level is not None and flag.risk_level not in RISK_LEVELS:
+        raise InvalidFlagError(
+            f"risk_level must be one of {', '.join(RISK_LEVELS)}, got {flag.risk_level!r}"
+        )
+    severity = flag.severity_level or SEVERITY_FOR_RISK.get(flag.risk_level or "", "")
+    if severity not in SEVERITIES:
+        raise InvalidFlagError(
+            f"severity_level must be one of {', '.join(SEVERITIES)}, got {severity!r}"
+        )
+    confidence = _confidence(flag.confidence_score)
+    for name in ("audit_run_id", "transaction_id", "explanation"):
         if not getattr(flag, name):
             raise InvalidFlagError(f"{name} must be non-empty")
-    if flag.amount is not None and isinstance(flag.amount, float):
+    if isinstance(flag.amount, float):
         raise InvalidFlagError("amount must be a Decimal, not a float")
-    if flag.status not in FLAG_STATUSES:
+    if flag.human_decision is not None and flag.human_decision not in DECISIONS:
         raise InvalidFlagError(
-            f"status must be one of {', '.join(FLAG_STATUSES)}, got {flag.status!r}"
+            f"human_decision must be one of {', '.join(DECISIONS)}, got {flag.human_decision!r}"
         )
+    try:
+        _evidence_text(flag.supporting_evidence_links)
+    except TypeError as exc:
+        raise InvalidFlagError(f"supporting_evidence_links is not JSON: {exc}") from None
     flag_id = flag.flag_id or flag_id_for(flag.audit_run_id, flag.rule, flag.transaction_id)
-    values = asdict(flag)
-    values.update(confidence=confidence.quantize(Decimal("0.001")), flag_id=flag_id)
-    return Flag(**values)
+    return replace(flag, severity_level=severity, confidence_score=confidence, flag_id=flag_id)
 
 
 class FlagStore:
-    """Flags in the ``flags`` table, through a `DatabricksClient`."""
+    """Flags in the ``flags`` table, through a `DatabricksClient` (or any reader for `find`)."""
 
     def __init__(self, warehouse: DatabricksClient, *, table: str = "flags") -> None:
         self.warehouse = warehouse
@@ -88,23 +138,38 @@ class FlagStore:
     async def add(
         self,
         audit_run_id: str,
-        rule: str,
-        severity: str,
-        confidence: Decimal | float | str,
-        title: str,
+        transaction_id: str,
+        confidence_score: Decimal | float | str,
+        explanation: str,
         *,
-        transaction_id: str | None = None,
-        description: str | None = None,
+        severity_level: str = "",
+        risk_level: str | None = None,
+        rule: str | None = None,
+        title: str | None = None,
         amount: Decimal | None = None,
-        evidence: Mapping[str, Any] | None = None,
-        detected_by: str = "rules",
+        supporting_evidence_links: Any = None,
+        detected_by: str | None = "rules",
         flag_id: str = "",
     ) -> Flag:
-        """Validate and write one flag; nothing is written when it is invalid."""
+        """Validate and write one flag; nothing is written when it is invalid.
+
+        Give ``severity_level`` (CRITICAL/WARNING/INFO), or ``risk_level`` (the finer
+        INFO..CRITICAL scale) and the severity follows from it.
+        """
         flag = Flag(
-            audit_run_id, rule, severity, confidence, title, transaction_id,  # type: ignore[arg-type]
-            description, amount, evidence, detected_by, flag_id,
-        )  # fmt: skip
+            audit_run_id=audit_run_id,
+            transaction_id=transaction_id,
+            severity_level=severity_level,
+            risk_level=risk_level,
+            confidence_score=confidence_score,  # type: ignore[arg-type]  # validated below
+            explanation=explanation,
+            rule=rule,
+            title=title,
+            amount=amount,
+            supporting_evidence_links=supporting_evidence_links,
+            detected_by=detected_by,
+            flag_id=flag_id,
+        )
         written = await self.add_many([flag])
         return written[0]
 
@@ -116,9 +181,8 @@ class FlagStore:
         """
         checked = [validate(f) for f in flags]
         if skip_existing and checked:
-            run_ids = sorted({f.audit_run_id for f in checked})
             existing: set[str] = set()
-            for run_id in run_ids:
+            for run_id in sorted({f.audit_run_id for f in checked}):
                 table = await self.warehouse.query_arrow(
                     f"SELECT flag_id FROM {self.table} WHERE audit_run_id = :run",
                     {"run": run_id},
@@ -128,17 +192,8 @@ class FlagStore:
         if not checked:
             return []
         now = datetime.now(UTC)
-        rows = [
-            {
-                "flag_id": f.flag_id, "audit_run_id": f.audit_run_id,
-                "transaction_id": f.transaction_id, "rule": f.rule, "severity": f.severity,
-                "confidence": f.confidence, "title": f.title, "description": f.description,
-                "amount": f.amount,
-                "evidence": _evidence_text(f.evidence),
-                "detected_by": f.detected_by, "status": f.status, "created_at": now,
-            }
-            for f in checked
-        ]  # fmt: skip
+        checked = [replace(f, created_at=now, updated_at=now) for f in checked]
+        rows = [_row(f) for f in checked]
         sql = (
             f"INSERT INTO {self.table} ({', '.join(_INSERT_COLUMNS)}) "
             f"VALUES ({', '.join(':' + c for c in _INSERT_COLUMNS)})"
@@ -148,30 +203,19 @@ class FlagStore:
 
     async def pending(self, limit: int = 100, *, audit_run_id: str | None = None) -> list[Flag]:
         """Flags awaiting review, most severe and most recent first."""
-        return await self.find(status="pending", limit=limit, audit_run_id=audit_run_id)
+        return await self.find(reviewed=False, limit=limit, audit_run_id=audit_run_id)
 
     async def find(
-        self, *, status: str | None = None, limit: int = 100, audit_run_id: str | None = None
+        self, *, reviewed: bool | None = None, limit: int = 100, audit_run_id: str | None = None
     ) -> list[Flag]:
-        """Flags, optionally by status and run, most severe first."""
-        if limit < 1:
-            raise InvalidFlagError(f"limit must be at least 1, got {limit}")
-        where: list[str] = []
-        params: dict[str, Any] = {}
-        if status is not None:
-            where.append("status = :status")
-            params["status"] = status
-        if audit_run_id is not None:
-            where.append("audit_run_id = :run")
-            params["run"] = audit_run_id
-        order = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(reversed(SEVERITIES)))
-        sql = (
-            f"SELECT * FROM {self.table}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY CASE severity {order} END, created_at DESC, flag_id LIMIT {int(limit)}"
+        """Flags, optionally by review state and run, most severe first."""
+        return await find_flags(
+            self.warehouse,
+            reviewed=reviewed,
+            limit=limit,
+            audit_run_id=audit_run_id,
+            table=self.table,
         )
-        table = await self.warehouse.query_arrow(sql, params or None)
-        return [_from_row(r) for r in table.to_pylist()]
 
     async def review(
         self, flag_id: str, decision: str, reviewer_id: str, notes: str | None = None
@@ -184,36 +228,119 @@ class FlagStore:
         if not reviewer_id:
             raise InvalidFlagError("reviewer_id must be non-empty")
         found = await self.warehouse.query_arrow(
-            f"SELECT flag_id FROM {self.table} WHERE flag_id = :id",
-            {"id": flag_id},
+            f"SELECT flag_id FROM {self.table} WHERE flag_id = :id", {"id": flag_id}
         )
         if found.num_rows == 0:
             raise InvalidFlagError(f"no flag with id {flag_id!r}")
+        now = datetime.now(UTC)
         await self.warehouse.execute(
-            f"UPDATE {self.table} SET status = :decision, reviewer_id = :reviewer, "
-            "review_notes = :notes, reviewed_at = :at WHERE flag_id = :id",
-            {"decision": decision, "reviewer": reviewer_id, "notes": notes,
-             "at": datetime.now(UTC), "id": flag_id},
-        )  # fmt: skip
-        table = await self.warehouse.query_arrow(
-            f"SELECT * FROM {self.table} WHERE flag_id = :id",
-            {"id": flag_id},
+            f"UPDATE {self.table} SET reviewed = TRUE, human_decision = :decision, "
+            "reviewer_id = :reviewer, reviewer_notes = :notes, review_timestamp = :at, "
+            "updated_at = :at WHERE flag_id = :id",
+            {
+                "decision": decision,
+                "reviewer": reviewer_id,
+                "notes": notes,
+                "at": now,
+                "id": flag_id,
+            },
         )
-        return _from_row(table.to_pylist()[0])
+        table = await self.warehouse.query_arrow(
+            f"SELECT * FROM {self.table} WHERE flag_id = :id", {"id": flag_id}
+        )
+        return flag_from_row(table.to_pylist()[0])
 
 
-def _evidence_text(evidence: Mapping[str, Any] | None) -> str | None:
-    return None if evidence is None else json.dumps(evidence, sort_keys=True, default=str)
+async def find_flags(
+    reader: Reader,
+    *,
+    reviewed: bool | None = None,
+    limit: int = 100,
+    audit_run_id: str | None = None,
+    table: str = "flags",
+) -> list[Flag]:
+    """Flags from any reader (a warehouse, or a results database opened read-only)."""
+    if limit < 1:
+        raise InvalidFlagError(f"limit must be at least 1, got {limit}")
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if reviewed is not None:
+        where.append("reviewed = :reviewed")
+        params["reviewed"] = reviewed
+    if audit_run_id is not None:
+        where.append("audit_run_id = :run")
+        params["run"] = audit_run_id
+    sql = (
+        f"SELECT * FROM {table}"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + f" ORDER BY {_ORDER} LIMIT {int(limit)}"
+    )
+    result = await reader.query_arrow(sql, params or None)
+    return [flag_from_row(r) for r in result.to_pylist()]
 
 
-def _from_row(row: Mapping[str, Any]) -> Flag:
-    evidence = row.get("evidence")
+def _evidence_text(evidence: Any) -> str | None:
+    if evidence is None:
+        return None
+    return json.dumps(evidence, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _evidence_value(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # written by another agent as plain text: keep it as it is
+
+
+def _row(flag: Flag) -> dict[str, Any]:
+    return {
+        "flag_id": flag.flag_id,
+        "transaction_id": flag.transaction_id,
+        "audit_run_id": flag.audit_run_id,
+        "severity_level": flag.severity_level,
+        "confidence_score": flag.confidence_score,
+        "explanation": flag.explanation,
+        "supporting_evidence_links": _evidence_text(flag.supporting_evidence_links),
+        "reviewed": flag.reviewed,
+        "created_at": flag.created_at,
+        "updated_at": flag.updated_at,
+        "rule": flag.rule,
+        "title": flag.title,
+        "amount": flag.amount,
+        "risk_level": flag.risk_level,
+        "detected_by": flag.detected_by,
+    }
+
+
+def flag_from_row(row: Mapping[str, Any]) -> Flag:
+    """A `Flag` from a ``flags`` row (columns by their original names)."""
+    confidence = row.get("confidence_score")
     return Flag(
-        audit_run_id=row["audit_run_id"], rule=row["rule"], severity=row["severity"],
-        confidence=row["confidence"], title=row["title"], transaction_id=row.get("transaction_id"),
-        description=row.get("description"), amount=row.get("amount"),
-        evidence=json.loads(evidence) if evidence else None, detected_by=row["detected_by"],
-        flag_id=row["flag_id"], status=row["status"], reviewer_id=row.get("reviewer_id"),
-        review_notes=row.get("review_notes"), reviewed_at=row.get("reviewed_at"),
+        audit_run_id=row["audit_run_id"],
+        transaction_id=row["transaction_id"],
+        severity_level=row.get("severity_level") or "",
+        confidence_score=None if confidence is None else float(confidence),
+        explanation=row["explanation"],
+        supporting_evidence_links=_evidence_value(row.get("supporting_evidence_links")),
+        rule=row.get("rule"),
+        title=row.get("title"),
+        amount=row.get("amount"),
+        risk_level=row.get("risk_level"),
+        detected_by=row.get("detected_by"),
+        flag_id=row["flag_id"],
+        reviewed=bool(row.get("reviewed")),
+        human_decision=row.get("human_decision"),
+        reviewer_id=row.get("reviewer_id"),
+        review_timestamp=row.get("review_timestamp"),
+        reviewer_notes=row.get("reviewer_notes"),
         created_at=row.get("created_at"),
-    )  # fmt: skip
+        updated_at=row.get("updated_at"),
+    )

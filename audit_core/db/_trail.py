@@ -1,64 +1,64 @@
 """A tamper-evident, hash-chained audit trail written in batches through the warehouse.
 
-Each row carries ``prev_hash`` and ``entry_hash = SHA-256(canonical JSON of the row's
-columns + prev_hash)``; the first row of a run chains from 64 zeros. Sequence numbers
-are handed out synchronously on the event loop, so they are gap-free and strictly
-increasing per run under any number of concurrent ``record`` calls. The canonical form
-is what survives a round trip through any of the three databases (UTC timestamps with
-microseconds, costs at 6 decimal places, integers as integers), so `verify` recomputes
-the same hashes from what it reads back.
+Rows use the original ``audit_trail`` columns (``log_sequence_number``, ``timestamp``,
+``error_message``, ``error_stack_trace``, ...) plus the chain (``hash_algorithm``,
+``prev_hash``, ``entry_hash``; see ``audit_core.db._chain``). Sequence numbers are handed
+out synchronously on the event loop, so they are gap-free and strictly increasing per
+run under any number of concurrent ``record`` calls.
 
-`verify` reports the first row that was altered (hash mismatch), removed (a gap, a
-broken link, or a trail shorter than this writer knows it to be) or reordered (a broken
-link). A removal of the newest rows is only visible to a verifier that knows how long
-the trail was: this writer does, and so does anyone who kept `head` (count and hash).
+Each flush writes the pending rows (one transaction) and then appends the run's head
+(rows, last hash) to ``audit_trail_heads``; `complete` appends the final head, marked
+completed. A crash between the two leaves rows the head does not cover yet, which
+verifies as *incomplete*, never as intact and complete. With a key (``key=``, or
+``AUDIT_TRAIL_KEY`` through `AuditTrail.from_env`) every entry hash is an HMAC-SHA256.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
+import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
-from audit_core._logging import get_logger
+from audit_core._lifecycle import AsyncLifecycle
+from audit_core.db._chain import (
+    COST_PLACES,
+    GENESIS,
+    KEYED,
+    TRAIL_COLUMNS,
+    TrailHead,
+    TrailVerification,
+    as_key,
+    entry_hash,
+    verify_chain,
+)
 from audit_core.errors import AuditTrailError
 
 if TYPE_CHECKING:
+    from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
-_log = get_logger("audit_core.trail")
-GENESIS = "0" * 64
-COLUMNS = (
-    "audit_run_id", "sequence_number", "recorded_at", "agent_name", "tool_called",
-    "input_data", "output_summary", "execution_time_ms", "llm_model", "llm_tokens_used",
-    "llm_cost_dollars", "error", "decision_chain", "prev_hash", "entry_hash",
-)  # fmt: skip
-_HASHED = COLUMNS[:-2]
-_COST_PLACES = Decimal("0.000001")
+__all__ = ["TRAIL_KEY_ENV", "AuditTrail", "Trace", "read_head", "read_run", "verify_run"]
+
+TRAIL_KEY_ENV = "AUDIT_TRAIL_KEY"
+HEADS_TABLE = "audit_trail_heads"
+_HEAD_COLUMNS = (
+    "audit_run_id",
+    "row_count",
+    "last_hash",
+    "hash_algorithm",
+    "completed",
+    "recorded_at",
+)
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class TrailVerification:
-    """The result of `AuditTrail.verify`: true when the whole chain checks out."""
-
-    ok: bool
-    rows: int
-    first_bad_sequence: int | None = None
-    problem: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.ok
 
 
 def _json_text(value: Any) -> str | None:
@@ -79,33 +79,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def _canonical(row: Mapping[str, Any]) -> str:
-    """The row's hashed columns as canonical JSON, stable across database round trips."""
-    out: dict[str, Any] = {}
-    for column in _HASHED:
-        value = row.get(column)
-        if value is None:
-            out[column] = None
-        elif column == "recorded_at":
-            stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=UTC)
-            out[column] = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        elif column == "llm_cost_dollars":
-            out[column] = format(Decimal(str(value)).quantize(_COST_PLACES), "f")
-        elif column in ("sequence_number", "execution_time_ms", "llm_tokens_used"):
-            out[column] = int(value)
-        else:
-            out[column] = str(value)
-    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _checked_cost(cost: Decimal | None) -> Decimal | None:
+    if cost is None:
+        return None
+    if isinstance(cost, float):
+        raise AuditTrailError("llm_cost_dollars must be a Decimal, not a float")
+    cost = Decimal(cost).quantize(COST_PLACES)
+    if cost < 0:
+        raise AuditTrailError(f"llm_cost_dollars must be >= 0, got {cost}")
+    return cost
 
 
-def entry_hash(row: Mapping[str, Any], prev_hash: str) -> str:
-    """SHA-256 over the row's canonical JSON followed by the previous row's hash."""
-    return hashlib.sha256((_canonical(row) + prev_hash).encode()).hexdigest()
-
-
-class AuditTrail:
+class AuditTrail(AsyncLifecycle):
     """Append-only, hash-chained record of what each agent did in one audit run."""
 
     def __init__(
@@ -113,8 +98,10 @@ class AuditTrail:
         warehouse: DatabricksClient,
         audit_run_id: str,
         *,
+        key: str | bytes | None = None,
         batch_size: int = 200,
         table: str = "audit_trail",
+        heads_table: str = HEADS_TABLE,
         now: Callable[[], float] = time.time,
     ) -> None:
         if not audit_run_id or not isinstance(audit_run_id, str):
@@ -125,41 +112,63 @@ class AuditTrail:
         self.audit_run_id = audit_run_id
         self.batch_size = batch_size
         self.table = table
+        self.heads_table = heads_table
+        self._key = as_key(key)
+        self.hash_algorithm = KEYED if self._key is not None else "sha256"
         self._now = now
         self._buffer: list[dict[str, Any]] = []
         self._next: int | None = None
         self._head = GENESIS
+        self._written = (0, GENESIS)  # (rows, last hash) known to be in the table
+        self._head_rows = -1  # rows covered by the newest head this writer appended
+        self._completed = False
         self._load_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
-        self._closed = False
         self._insert = (
-            f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join(':' + c for c in COLUMNS)})"
+            f"INSERT INTO {table} ({', '.join(TRAIL_COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in TRAIL_COLUMNS)})"
+        )
+        self._insert_head = (
+            f"INSERT INTO {heads_table} ({', '.join(_HEAD_COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in _HEAD_COLUMNS)})"
         )
 
+    @classmethod
+    def from_env(
+        cls,
+        warehouse: DatabricksClient,
+        audit_run_id: str,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """The trail keyed by ``AUDIT_TRAIL_KEY`` when it is set (unkeyed otherwise)."""
+        env = os.environ if environ is None else environ
+        return cls(warehouse, audit_run_id, key=env.get(TRAIL_KEY_ENV) or None, **kwargs)
+
     @property
-    def head(self) -> tuple[int, str]:
-        """(rows recorded so far, hash of the newest row): keep it to detect truncation."""
-        return (0 if self._next is None else self._next - 1), self._head
+    def keyed(self) -> bool:
+        return self._key is not None
+
+    @property
+    def head(self) -> TrailHead:
+        """Rows recorded so far (written or pending) and the newest row's hash."""
+        rows = 0 if self._next is None else self._next - 1
+        return TrailHead(
+            audit_run_id=self.audit_run_id,
+            rows=rows,
+            last_hash=self._head,
+            hash_algorithm=self.hash_algorithm,
+            completed=self._completed,
+        )
 
     @property
     def pending(self) -> int:
         """Rows recorded but not yet written."""
         return len(self._buffer)
 
-    async def __aenter__(self) -> AuditTrail:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Write everything pending (safe to call twice)."""
-        if not self._closed:
-            await self.flush()
-            self._closed = True
+    async def _aclose_resources(self) -> None:
+        await self.flush()
 
     async def _load_head(self) -> None:
         """Continue an existing run's chain (a resumed run appends, never restarts)."""
@@ -167,15 +176,38 @@ class AuditTrail:
             if self._next is not None:
                 return
             table = await self.warehouse.query_arrow(
-                f"SELECT sequence_number, entry_hash FROM {self.table} "
-                "WHERE audit_run_id = :run ORDER BY sequence_number DESC LIMIT 1",
+                f"SELECT log_sequence_number, entry_hash, hash_algorithm FROM {self.table} "
+                "WHERE audit_run_id = :run ORDER BY log_sequence_number DESC LIMIT 1",
                 {"run": self.audit_run_id},
             )
-            if table.num_rows:
-                last = table.to_pylist()[0]
-                self._next, self._head = int(last["sequence_number"]) + 1, str(last["entry_hash"])
-            else:
+            if not table.num_rows:
                 self._next = 1
+                return
+            last = table.to_pylist()[0]
+            self._check_resumable(str(last["hash_algorithm"]))
+            done = await self.warehouse.query_arrow(
+                f"SELECT count(*) AS n FROM {self.heads_table} "
+                "WHERE audit_run_id = :run AND completed",
+                {"run": self.audit_run_id},
+            )
+            if done.column(0)[0].as_py():
+                raise AuditTrailError(
+                    f"run {self.audit_run_id!r} is completed; its trail takes no more entries",
+                    run_id=self.audit_run_id,
+                )
+            rows = int(last["log_sequence_number"])
+            self._next, self._head = rows + 1, str(last["entry_hash"])
+            self._written = (rows, self._head)
+
+    def _check_resumable(self, existing: str) -> None:
+        if (existing == KEYED) == self.keyed:
+            return
+        wanted = "needs the key it was written with" if existing == KEYED else "is not keyed"
+        raise AuditTrailError(
+            f"the trail of run {self.audit_run_id!r} {wanted}; "
+            f"resume it {'with' if existing == KEYED else 'without'} {TRAIL_KEY_ENV}",
+            run_id=self.audit_run_id,
+        )
 
     async def record(
         self,
@@ -188,12 +220,18 @@ class AuditTrail:
         llm_model: str | None = None,
         llm_tokens_used: int | None = None,
         llm_cost_dollars: Decimal | None = None,
-        error: str | None = None,
+        error_message: str | None = None,
+        error_stack_trace: str | None = None,
         decision_chain: Any = None,
+        error: str | None = None,
     ) -> int:
-        """Append one entry; returns its sequence number. Written at the next batch/flush."""
-        if self._closed:
-            raise AuditTrailError("the audit trail is closed")
+        """Append one entry; returns its ``log_sequence_number``. Written at the next flush.
+
+        ``error`` is the version-1 spelling of ``error_message``.
+        """
+        self._check_open()
+        if self._completed:
+            raise AuditTrailError("the run is completed; its trail takes no more entries")
         if not agent_name or not tool_called:
             raise AuditTrailError("agent_name and tool_called must be non-empty")
         for name, number in (
@@ -202,12 +240,7 @@ class AuditTrail:
         ):
             if number is not None and number < 0:
                 raise AuditTrailError(f"{name} must be >= 0, got {number}")
-        if llm_cost_dollars is not None:
-            if isinstance(llm_cost_dollars, float):
-                raise AuditTrailError("llm_cost_dollars must be a Decimal, not a float")
-            llm_cost_dollars = Decimal(llm_cost_dollars).quantize(_COST_PLACES)
-            if llm_cost_dollars < 0:
-                raise AuditTrailError(f"llm_cost_dollars must be >= 0, got {llm_cost_dollars}")
+        cost = _checked_cost(llm_cost_dollars)
         try:
             input_text, chain_text = _json_text(input_data), _json_text(decision_chain)
         except TypeError as exc:
@@ -220,55 +253,98 @@ class AuditTrail:
         self._next += 1
         row: dict[str, Any] = {
             "audit_run_id": self.audit_run_id,
-            "sequence_number": sequence,
-            "recorded_at": datetime.fromtimestamp(self._now(), UTC),
+            "log_sequence_number": sequence,
             "agent_name": agent_name,
             "tool_called": tool_called,
+            "timestamp": datetime.fromtimestamp(self._now(), UTC),
+            "execution_time_ms": None if execution_time_ms is None else round(execution_time_ms),
             "input_data": input_text,
             "output_summary": output_summary,
-            "execution_time_ms": None if execution_time_ms is None else round(execution_time_ms),
             "llm_model": llm_model,
             "llm_tokens_used": llm_tokens_used,
-            "llm_cost_dollars": llm_cost_dollars,
-            "error": error,
+            "llm_cost_dollars": cost,
+            "error_message": error_message if error_message is not None else error,
+            "error_stack_trace": error_stack_trace,
             "decision_chain": chain_text,
+            "hash_algorithm": self.hash_algorithm,
             "prev_hash": self._head,
         }
-        row["entry_hash"] = self._head = entry_hash(row, self._head)
+        row["entry_hash"] = self._head = entry_hash(row, self._head, self._key)
         self._buffer.append(row)
         if len(self._buffer) >= self.batch_size:
             await self.flush()
         return sequence
 
     async def flush(self) -> int:
-        """Write every pending row (in sequence order); rows stay pending if it fails."""
+        """Write every pending row (in order), then the run's head; returns rows written.
+
+        Rows stay pending if their write fails; a head that fails to write is retried at
+        the next flush.
+        """
+        self._check_open()
         async with self._flush_lock:
             rows, self._buffer = self._buffer, []
-            if not rows:
-                return 0
-            try:
-                await self.warehouse.executemany(self._insert, rows)
-            except BaseException:
-                self._buffer[:0] = rows  # keep them, in order, for the next flush
-                raise
+            if rows:
+                try:
+                    await self.warehouse.executemany(self._insert, rows)
+                except BaseException:
+                    self._buffer[:0] = rows  # keep them, in order, for the next flush
+                    raise
+                last = rows[-1]
+                self._written = (int(last["log_sequence_number"]), str(last["entry_hash"]))
+            if self._written[0] > self._head_rows:
+                await self._append_head(completed=False)
             return len(rows)
 
-    async def verify(self, *, expected_rows: int | None = None) -> TrailVerification:
-        """Re-read the run and check every link; the first bad row is named.
+    async def _append_head(self, *, completed: bool) -> None:
+        rows, last_hash = self._written
+        await self.warehouse.execute(
+            self._insert_head,
+            {
+                "audit_run_id": self.audit_run_id,
+                "row_count": rows,
+                "last_hash": last_hash,
+                "hash_algorithm": self.hash_algorithm,
+                "completed": completed,
+                "recorded_at": datetime.fromtimestamp(self._now(), UTC),
+            },
+        )
+        self._head_rows = rows
+
+    async def complete(self) -> TrailHead:
+        """Flush and append the final head, marked completed; the trail takes no more rows.
+
+        Safe to call twice. Returns the final head (publish it with `head_statement`).
+        """
+        if not self._completed:
+            if self._next is None:
+                await self._load_head()
+            await self.flush()
+            await self._append_head(completed=True)
+            self._completed = True
+        return self.head
+
+    async def verify(
+        self, *, expected_rows: int | None = None, statement: TrailHead | None = None
+    ) -> TrailVerification:
+        """Re-read the run and check every link and head; the first bad row is named.
 
         ``expected_rows`` defaults to what this writer knows it wrote, so a trail missing
-        its newest rows fails too.
+        its newest rows fails even before the next head is written.
         """
-        await self.flush()
-        table = await self.warehouse.query_arrow(
-            f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
-            "WHERE audit_run_id = :run ORDER BY sequence_number",
-            {"run": self.audit_run_id},
-        )
-        rows = table.to_pylist()
+        if not self.closed:
+            await self.flush()
         if expected_rows is None and self._next is not None:
             expected_rows = self._next - 1
-        return verify_rows(rows, expected_rows)
+        return await verify_run(
+            self.warehouse,
+            self.audit_run_id,
+            key=self._key,
+            expected_rows=expected_rows,
+            statement=statement,
+            table=self.table,
+            heads_table=self.heads_table,
+        )
 
     def trace(self, agent_name: str, tool_called: str, *, input_data: Any = None) -> Trace:
         """Time a tool call and record it (error and stack trace included if it raises).
@@ -279,34 +355,66 @@ class AuditTrail:
         return Trace(self, agent_name, tool_called, input_data)
 
 
-def verify_rows(rows: list[dict[str, Any]], expected_rows: int | None = None) -> TrailVerification:
-    """Check a run's rows (ordered by sequence number) link by link."""
-    prev = GENESIS
-    for index, row in enumerate(rows):
-        expected = index + 1
-        sequence = int(row["sequence_number"])
-        if sequence != expected:
-            problem = (
-                f"row {expected} is missing (next row found is {sequence})"
-                if sequence > expected
-                else f"row {sequence} appears twice"
-            )
-            return TrailVerification(False, len(rows), expected, problem)
-        if row["prev_hash"] != prev:
-            return TrailVerification(
-                False, len(rows), sequence,
-                f"row {sequence} does not follow row {sequence - 1}: "
-                "a row was removed or reordered",
-            )  # fmt: skip
-        if entry_hash(row, prev) != row["entry_hash"]:
-            return TrailVerification(False, len(rows), sequence, f"row {sequence} was altered")
-        prev = row["entry_hash"]
-    if expected_rows is not None and len(rows) < expected_rows:
-        return TrailVerification(
-            False, len(rows), len(rows) + 1,
-            f"the trail ends at row {len(rows)} but {expected_rows} were written",
-        )  # fmt: skip
-    return TrailVerification(True, len(rows))
+async def read_run(
+    reader: Reader, audit_run_id: str, *, table: str = "audit_trail", heads_table: str = HEADS_TABLE
+) -> tuple[list[dict[str, Any]], list[TrailHead]]:
+    """A run's trail rows (in sequence order) and its heads, from any reader."""
+    rows = await reader.query_arrow(
+        f"SELECT {', '.join(TRAIL_COLUMNS)} FROM {table} "
+        "WHERE audit_run_id = :run ORDER BY log_sequence_number",
+        {"run": audit_run_id},
+    )
+    heads = await reader.query_arrow(
+        f"SELECT row_count, last_hash, hash_algorithm, completed FROM {heads_table} "
+        "WHERE audit_run_id = :run ORDER BY row_count, completed",
+        {"run": audit_run_id},
+    )
+    return rows.to_pylist(), [
+        TrailHead(
+            audit_run_id=audit_run_id,
+            rows=int(h["row_count"]),
+            last_hash=str(h["last_hash"]),
+            hash_algorithm=str(h["hash_algorithm"]),
+            completed=bool(h["completed"]),
+        )
+        for h in heads.to_pylist()
+    ]
+
+
+async def read_head(
+    reader: Reader, audit_run_id: str, *, heads_table: str = HEADS_TABLE
+) -> TrailHead | None:
+    """The run's newest stored head (completed preferred), or None when it has none."""
+    table = await reader.query_arrow(
+        f"SELECT row_count, last_hash, hash_algorithm, completed FROM {heads_table} "
+        "WHERE audit_run_id = :run ORDER BY row_count DESC, completed DESC LIMIT 1",
+        {"run": audit_run_id},
+    )
+    if not table.num_rows:
+        return None
+    h = table.to_pylist()[0]
+    return TrailHead(
+        audit_run_id=audit_run_id,
+        rows=int(h["row_count"]),
+        last_hash=str(h["last_hash"]),
+        hash_algorithm=str(h["hash_algorithm"]),
+        completed=bool(h["completed"]),
+    )
+
+
+async def verify_run(
+    reader: Reader,
+    audit_run_id: str,
+    *,
+    key: str | bytes | None = None,
+    expected_rows: int | None = None,
+    statement: TrailHead | None = None,
+    table: str = "audit_trail",
+    heads_table: str = HEADS_TABLE,
+) -> TrailVerification:
+    """Verify a stored run from any process (see `verify_chain` for the checks)."""
+    rows, heads = await read_run(reader, audit_run_id, table=table, heads_table=heads_table)
+    return verify_chain(rows, heads, key=key, expected_rows=expected_rows, statement=statement)
 
 
 class Trace:
@@ -328,14 +436,20 @@ class Trace:
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        elapsed_ms = (time.perf_counter() - self._started) * 1000
-        error = None
+        message = stack = None
         if e is not None:
-            error = "".join(traceback.format_exception(et, e, tb))
+            message = f"{type(e).__name__}: {e}"
+            stack = "".join(traceback.format_exception(et, e, tb))
         await self.trail.record(
-            self.agent, self.tool, input_data=self.input_data, output_summary=self.output_summary,
-            execution_time_ms=elapsed_ms, error=error, decision_chain=self.decision_chain,
-        )  # fmt: skip
+            self.agent,
+            self.tool,
+            input_data=self.input_data,
+            output_summary=self.output_summary,
+            execution_time_ms=(time.perf_counter() - self._started) * 1000,
+            error_message=message,
+            error_stack_trace=stack,
+            decision_chain=self.decision_chain,
+        )
 
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)

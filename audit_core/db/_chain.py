@@ -1,0 +1,334 @@
+"""The trail's hash chain: canonical rows, entry hashes, heads, and the verdict.
+
+``entry_hash = H(canonical JSON of the row's hashed columns + prev_hash)``; the first
+row of a run chains from 64 zeros. ``H`` is the row's ``hash_algorithm``:
+
+- ``sha256``: SHA-256 (anyone can recompute it: it catches accidents and edits by
+  someone who does not also rewrite every later row and every head);
+- ``hmac-sha256``: HMAC-SHA256 under a key (``AUDIT_TRAIL_KEY``) that the database never
+  sees, so a writer without the key cannot forge a chain that verifies with it;
+- ``sha256-v1``: rows migrated from schema version 1, hashed under their version-1
+  column names (``sequence_number``, ``recorded_at``, ``error``), which still verify.
+
+The canonical form survives a round trip through every database (UTC timestamps with
+microseconds, costs at 6 decimal places, integers as integers).
+
+A *head* is (rows, hash of the newest row, completed). The writer appends one to
+``audit_trail_heads`` at every flush, so a tail cut off later, or a chain recomputed
+from some row on, disagrees with a head recorded earlier. A head published outside the
+database (`head_statement`, HMAC-signed when keyed) also catches a forger who rewrote
+both tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from audit_core.db.schemas import AUDIT_TRAIL
+from audit_core.errors import AuditTrailError, TrailVerificationError
+
+__all__ = [
+    "GENESIS",
+    "TrailHead",
+    "TrailVerification",
+    "entry_hash",
+    "head_statement",
+    "parse_head_statement",
+    "verify_chain",
+]
+
+GENESIS = "0" * 64
+KEYED = "hmac-sha256"
+TRAIL_COLUMNS = AUDIT_TRAIL.column_names
+_HASHED = tuple(c for c in TRAIL_COLUMNS if c not in ("prev_hash", "entry_hash"))
+# version-1 name -> version-2 column, for rows migrated from schema version 1
+_V1_HASHED = (
+    ("audit_run_id", "audit_run_id"),
+    ("sequence_number", "log_sequence_number"),
+    ("recorded_at", "timestamp"),
+    ("agent_name", "agent_name"),
+    ("tool_called", "tool_called"),
+    ("input_data", "input_data"),
+    ("output_summary", "output_summary"),
+    ("execution_time_ms", "execution_time_ms"),
+    ("llm_model", "llm_model"),
+    ("llm_tokens_used", "llm_tokens_used"),
+    ("llm_cost_dollars", "llm_cost_dollars"),
+    ("error", "error_message"),
+    ("decision_chain", "decision_chain"),
+)
+_INTEGERS = frozenset(("log_sequence_number", "execution_time_ms", "llm_tokens_used"))
+COST_PLACES = Decimal("0.000001")
+STATEMENT_KIND = "audit-core trail head"
+
+
+def _normal(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column == "timestamp":
+        stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if column == "llm_cost_dollars":
+        return format(Decimal(str(value)).quantize(COST_PLACES), "f")
+    if column in _INTEGERS:
+        return int(value)
+    return str(value)
+
+
+def canonical(row: Mapping[str, Any]) -> str:
+    """The row's hashed columns as canonical JSON, under the names its algorithm uses."""
+    if row.get("hash_algorithm") == "sha256-v1":
+        pairs: Sequence[tuple[str, str]] = _V1_HASHED
+    else:
+        pairs = tuple((c, c) for c in _HASHED)
+    out = {name: _normal(column, row.get(column)) for name, column in pairs}
+    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def as_key(key: str | bytes | None) -> bytes | None:
+    """A trail key as bytes (text keys are UTF-8); None or empty means unkeyed."""
+    if not key:
+        return None
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+def entry_hash(row: Mapping[str, Any], prev_hash: str, key: bytes | None = None) -> str:
+    """The row's hash under its ``hash_algorithm`` (``key`` needed for hmac-sha256)."""
+    data = (canonical(row) + prev_hash).encode()
+    if row.get("hash_algorithm") == KEYED:
+        if key is None:
+            raise AuditTrailError("an hmac-sha256 entry needs the trail key")
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrailHead:
+    """A run's head: how many rows, the newest row's hash, and whether the run completed."""
+
+    audit_run_id: str
+    rows: int
+    last_hash: str
+    hash_algorithm: str
+    completed: bool = False
+
+
+def _statement_body(head: TrailHead) -> dict[str, Any]:
+    return {
+        "statement": STATEMENT_KIND,
+        "audit_run_id": head.audit_run_id,
+        "rows": head.rows,
+        "last_hash": head.last_hash,
+        "hash_algorithm": head.hash_algorithm,
+        "completed": head.completed,
+    }
+
+
+def _mac(body: Mapping[str, Any], key: bytes) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def head_statement(head: TrailHead, key: str | bytes | None = None) -> str:
+    """The head as a small JSON statement to publish (ticket, WORM bucket, email).
+
+    With a key it carries ``"mac": "hmac-sha256:<hex>"`` over the other fields, so a
+    statement cannot be altered without the key either.
+    """
+    body = _statement_body(head)
+    secret = as_key(key)
+    body["mac"] = None if secret is None else f"{KEYED}:{_mac(_statement_body(head), secret)}"
+    return json.dumps(body, sort_keys=True, indent=2) + "\n"
+
+
+def parse_head_statement(text: str, key: str | bytes | None = None) -> TrailHead:
+    """Read a statement; with a key, its MAC must verify (`TrailVerificationError`)."""
+    try:
+        data = json.loads(text)
+        head = TrailHead(
+            audit_run_id=str(data["audit_run_id"]),
+            rows=int(data["rows"]),
+            last_hash=str(data["last_hash"]),
+            hash_algorithm=str(data["hash_algorithm"]),
+            completed=bool(data["completed"]),
+        )
+        if data.get("statement") != STATEMENT_KIND:
+            raise ValueError("not a trail head statement")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrailVerificationError(f"unreadable head statement: {exc}") from None
+    secret = as_key(key)
+    if secret is not None:
+        mac = data.get("mac")
+        expected = f"{KEYED}:{_mac(_statement_body(head), secret)}"
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+            raise TrailVerificationError(
+                "the head statement's signature does not verify with this key",
+                run_id=head.audit_run_id,
+            )
+    return head
+
+
+Status = Literal["ok", "incomplete", "tampered"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrailVerification:
+    """The verdict on one run's trail.
+
+    ``status`` is ``"ok"`` (intact and completed), ``"incomplete"`` (intact so far, but
+    the run never completed) or ``"tampered"`` (edited, removed, reordered, forged or
+    cut off; ``first_bad_sequence`` names the row). ``unkeyed_only`` is true when the
+    entries are HMACs that could not be recomputed without the key: links, heads and
+    any published head were checked, the HMACs were not.
+    """
+
+    status: Status
+    rows: int
+    first_bad_sequence: int | None = None
+    problem: str | None = None
+    keyed: bool = False
+    unkeyed_only: bool = False
+    head_rows: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def intact(self) -> bool:
+        """No tampering found (the run may still be incomplete)."""
+        return self.status != "tampered"
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(slots=True)
+class _Check:
+    rows: Sequence[Mapping[str, Any]]
+    key: bytes | None
+    unkeyed_only: bool = False
+
+    def verdict(
+        self, status: Status, sequence: int | None = None, problem: str | None = None, **extra: Any
+    ) -> TrailVerification:
+        return TrailVerification(
+            status=status,
+            rows=len(self.rows),
+            first_bad_sequence=sequence,
+            problem=problem,
+            keyed=self.key is not None,
+            unkeyed_only=self.unkeyed_only,
+            **extra,
+        )
+
+    def walk(self) -> TrailVerification | None:
+        """Every row in place, linked to the one before, and hashed as stored."""
+        prev, previous_algorithm = GENESIS, None
+        for index, row in enumerate(self.rows):
+            expected = index + 1
+            sequence = int(row["log_sequence_number"])
+            if sequence != expected:
+                problem = (
+                    f"row {expected} is missing (the next row found is {sequence})"
+                    if sequence > expected
+                    else f"row {sequence} appears twice"
+                )
+                return self.verdict("tampered", expected, problem)
+            algorithm = row.get("hash_algorithm")
+            bad = _algorithm_problem(algorithm, previous_algorithm, self.key)
+            if bad:
+                return self.verdict("tampered", sequence, f"row {sequence} {bad}")
+            previous_algorithm = algorithm
+            if row["prev_hash"] != prev:
+                problem = (
+                    f"row {sequence} does not follow row {sequence - 1}: "
+                    "a row was removed, inserted or reordered"
+                )
+                return self.verdict("tampered", sequence, problem)
+            if algorithm == KEYED and self.key is None:
+                self.unkeyed_only = True
+            elif entry_hash(row, prev, self.key) != row["entry_hash"]:
+                return self.verdict("tampered", sequence, f"row {sequence} was altered")
+            prev = row["entry_hash"]
+        return None
+
+    def against(self, head: TrailHead, source: str) -> TrailVerification | None:
+        """The trail agrees with a head: long enough, same hash at that row, same algorithm."""
+        count = len(self.rows)
+        if head.rows > count:
+            problem = f"truncated: the trail ends at row {count} but {source} records {head.rows}"
+            return self.verdict("tampered", count + 1, problem)
+        if head.rows == 0:
+            return None
+        row = self.rows[head.rows - 1]
+        if row["entry_hash"] != head.last_hash or row.get("hash_algorithm") != head.hash_algorithm:
+            problem = f"row {head.rows} does not match {source} (recorded at {head.rows} rows)"
+            return self.verdict("tampered", head.rows, problem)
+        if head.completed and count > head.rows:
+            problem = f"row {head.rows + 1} was added after {source} closed the run"
+            return self.verdict("tampered", head.rows + 1, problem)
+        return None
+
+
+def _algorithm_problem(algorithm: Any, previous: Any, key: bytes | None) -> str | None:
+    if algorithm not in ("sha256-v1", "sha256", KEYED):
+        return f"has an unknown hash algorithm {algorithm!r}"
+    if key is not None and algorithm != KEYED:
+        return f"is not keyed ({algorithm}): a keyed check needs every entry to be an HMAC"
+    if (
+        previous is None
+        or previous == algorithm
+        or (previous, algorithm) == ("sha256-v1", "sha256")
+    ):
+        return None
+    return f"switches the chain from {previous} to {algorithm}"
+
+
+def verify_chain(
+    rows: Sequence[Mapping[str, Any]],
+    heads: Sequence[TrailHead] = (),
+    *,
+    key: str | bytes | None = None,
+    expected_rows: int | None = None,
+    statement: TrailHead | None = None,
+) -> TrailVerification:
+    """Check a run's rows (ordered by ``log_sequence_number``) against its heads.
+
+    ``heads`` are the run's rows of ``audit_trail_heads``; ``expected_rows`` what an
+    in-process writer knows it wrote; ``statement`` a published head. With ``key`` every
+    entry must be an HMAC under it.
+    """
+    check = _Check(rows, as_key(key))
+    found = check.walk()
+    if found is not None:
+        return found
+    for head in heads:
+        found = check.against(head, "the head stored with the trail")
+        if found is not None:
+            return found
+    if statement is not None:
+        found = check.against(statement, "the published head")
+        if found is not None:
+            return found
+    count = len(rows)
+    if expected_rows is not None and count < expected_rows:
+        problem = f"truncated: the trail ends at row {count} but this writer wrote {expected_rows}"
+        return check.verdict("tampered", count + 1, problem)
+    latest = max(heads, key=lambda h: (h.rows, h.completed), default=None)
+    head_rows = None if latest is None else latest.rows
+    if latest is None:
+        return check.verdict("incomplete", None, "no head recorded: the run never completed")
+    if not latest.completed:
+        problem = f"the run never completed (last head at row {latest.rows} of {count})"
+        return check.verdict("incomplete", None, problem, head_rows=head_rows)
+    return check.verdict("ok", head_rows=head_rows)

@@ -1,0 +1,140 @@
+"""The logic behind ``audit-core trail verify``, ``trail head`` and ``flags``.
+
+Each function takes plain values and returns ``(exit_code, text for stdout)``; missing
+databases or runs raise `ConfigError` (the CLI's exit 2). The results database is
+opened read-only (`ReadOnlyResults`), so these work on read-only media and never change
+the evidence they read.
+
+Exit codes of ``trail verify``: `EXIT_OK` intact and completed, `EXIT_TAMPERED` edited,
+removed, reordered, forged or cut off, `EXIT_INCOMPLETE` intact so far but the run
+never completed (crashed, or still running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from audit_core.db._chain import TrailVerification, head_statement, parse_head_statement
+from audit_core.db._flags import Flag, find_flags
+from audit_core.db._reader import ReadOnlyResults
+from audit_core.db._trail import TRAIL_KEY_ENV, read_head, verify_run
+from audit_core.errors import ConfigError, TrailVerificationError
+
+__all__ = [
+    "EXIT_INCOMPLETE",
+    "EXIT_OK",
+    "EXIT_TAMPERED",
+    "RESULTS_FILE",
+    "flags_command",
+    "trail_head_command",
+    "trail_key_from_env",
+    "trail_verify_command",
+]
+
+EXIT_OK = 0
+EXIT_TAMPERED = 1
+EXIT_INCOMPLETE = 3
+RESULTS_FILE = "audit.duckdb"
+
+
+def trail_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``AUDIT_TRAIL_KEY``, or None when unset or empty."""
+    env = os.environ if environ is None else environ
+    return env.get(TRAIL_KEY_ENV) or None
+
+
+async def _has_trail(results: ReadOnlyResults, run_id: str) -> bool:
+    found = await results.query_arrow(
+        "SELECT count(*) AS n FROM audit_trail WHERE audit_run_id = :run", {"run": run_id}
+    )
+    heads = await results.query_arrow(
+        "SELECT count(*) AS n FROM audit_trail_heads WHERE audit_run_id = :run", {"run": run_id}
+    )
+    return bool(found.column(0)[0].as_py() or heads.column(0)[0].as_py())
+
+
+def _describe(result: TrailVerification) -> tuple[int, str]:
+    if result.status == "tampered":
+        where = result.first_bad_sequence
+        return EXIT_TAMPERED, f"FAILED at entry {where}: {result.problem}"
+    if result.keyed:
+        check = "keyed: every HMAC checked"
+    elif result.unkeyed_only:
+        check = f"unkeyed check only: the entries are HMACs; set {TRAIL_KEY_ENV} to check them"
+    else:
+        check = "unkeyed chain"
+    if result.status == "incomplete":
+        text = f"INCOMPLETE: {result.rows} entries, hash chain intact so far; {result.problem}"
+        return EXIT_INCOMPLETE, f"{text} ({check})"
+    return EXIT_OK, f"ok: {result.rows} entries, hash chain intact, run completed ({check})"
+
+
+async def trail_verify_command(
+    out: Path, run_id: str, *, head_file: Path | None = None, key: str | None = None
+) -> tuple[int, str]:
+    """``audit-core trail verify RUN_ID [--head FILE]`` on ``out/audit.duckdb``."""
+    statement = None
+    if head_file is not None:
+        try:
+            text = await asyncio.to_thread(head_file.read_text)
+        except OSError as exc:
+            raise ConfigError(f"cannot read head statement {head_file}: {exc.strerror}") from None
+        try:
+            statement = parse_head_statement(text, key)
+        except TrailVerificationError as exc:
+            return EXIT_TAMPERED, f"FAILED: {exc}"
+        if statement.audit_run_id != run_id:
+            raise ConfigError(
+                f"{head_file} is the head of run {statement.audit_run_id!r}, not {run_id!r}"
+            )
+    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+        if not await _has_trail(results, run_id):
+            raise ConfigError(f"no audit trail for run {run_id!r}")
+        result = await verify_run(results, run_id, key=key, statement=statement)
+    code, text = _describe(result)
+    if statement is not None and code != EXIT_TAMPERED:
+        text += f"; matches the published head at row {statement.rows}"
+    return code, text
+
+
+async def trail_head_command(out: Path, run_id: str, *, key: str | None = None) -> tuple[int, str]:
+    """``audit-core trail head RUN_ID``: the verified head as a (signed) JSON statement.
+
+    A trail that does not verify gets no statement (exit 1): publishing a head vouches
+    for everything up to it.
+    """
+    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+        if not await _has_trail(results, run_id):
+            raise ConfigError(f"no audit trail for run {run_id!r}")
+        result = await verify_run(results, run_id, key=key)
+        head = await read_head(results, run_id)
+    if result.status == "tampered":
+        return _describe(result)
+    if head is None:
+        return EXIT_INCOMPLETE, f"no head recorded for run {run_id!r}: nothing to publish"
+    return EXIT_OK, head_statement(head, key).rstrip("\n")
+
+
+def _flag_line(flag: Flag) -> str:
+    amount = f"{flag.amount:>12}" if flag.amount is not None else " " * 12
+    review = flag.human_decision or ("reviewed" if flag.reviewed else "pending")
+    return (
+        f"{flag.severity_level:<8} {flag.risk_level or '-':<8} {flag.rule or '-':<20} "
+        f"{flag.transaction_id or '-':<14} {amount}  {review:<9} {flag.title or flag.explanation}"
+    )
+
+
+async def flags_command(
+    out: Path, *, pending: bool = False, run: str | None = None, limit: int = 50
+) -> tuple[int, str]:
+    """``audit-core flags``: most severe first, one line each (severity, risk, rule, ...)."""
+    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+        found = await find_flags(
+            results, reviewed=False if pending else None, limit=limit, audit_run_id=run
+        )
+    if not found:
+        return EXIT_OK, "(no flags)"
+    return EXIT_OK, "\n".join(_flag_line(f) for f in found)
