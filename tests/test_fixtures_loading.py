@@ -283,3 +283,14 @@ def test_fixtures_dir_names_the_folder_the_tables_come_from(original: Path) -> N
     assert DatabricksClient.local(original).fixtures_dir == original
     assert DatabricksClient.local().fixtures_dir == default_dir()
     assert DatabricksClient.local(load_fixtures=False).fixtures_dir is None
+
+
+async def test_a_value_that_does_not_fit_its_declared_type_names_file_and_table(
+    shipped: Path, open_client: list[DatabricksClient]
+) -> None:
+    rows = json.loads((shipped / "sample_emails.json").read_text())
+    rows[1]["invoice_amount"] = "twelve dollars"
+    write_json(shipped / "sample_emails.json", rows)
+    with pytest.raises(ConfigError, match=r"sample_emails\.json for table gold\.emails") as info:
+        await load(shipped, open_client)
+    assert "twelve dollars" in str(info.value)  # fixture data, not a secret: shown
