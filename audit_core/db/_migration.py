@@ -285,7 +285,7 @@ def _alter_plan(plan: TablePlan, dialect: Dialect) -> list[str]:
     fills = plan.fills(dialect)
     if fills:
         out.append(f"UPDATE {name} SET " + ", ".join(f"{col} = {sql}" for col, sql in fills))
-    dropped = [n for n in current if n not in plan.new.column_names] + sorted(copied)
+    dropped = [n for n in current if n not in plan.new.column_names]
     if dropped and dialect == "databricks":
         out.append(f"ALTER TABLE {name} DROP COLUMNS ({', '.join(dropped)})")
     else:
