@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -294,3 +297,31 @@ async def test_a_value_that_does_not_fit_its_declared_type_names_file_and_table(
     with pytest.raises(ConfigError, match=r"sample_emails\.json for table gold\.emails") as info:
         await load(shipped, open_client)
     assert "twelve dollars" in str(info.value)  # fixture data, not a secret: shown
+
+
+def test_naive_timestamps_are_utc_whatever_the_machine_zone(shipped: Path) -> None:
+    """In the fixture files and in query literals, on every worker's cursor (the zone was
+    set on the loading connection only, so workers used the machine's)."""
+    rows = json.loads((shipped / "sample_emails.json").read_text())
+    rows[0]["received_at"] = "2025-02-03T14:32:00"
+    write_json(shipped / "sample_emails.json", rows)
+    code = f"""
+import asyncio
+from audit_core import DatabricksClient
+
+async def main():
+    async with DatabricksClient.local({str(shipped)!r}) as wh:
+        t = await wh.query_arrow(
+            "SELECT received_at, received_at = TIMESTAMP '2025-02-03 14:32:00' AS same "
+            "FROM gold.emails WHERE email_id = :id", {{"id": {rows[0]["email_id"]!r}}}
+        )
+    print(t.column(0)[0].as_py().isoformat(), t.column(1)[0].as_py())
+
+asyncio.run(main())
+"""
+    env = {**os.environ, "TZ": "America/New_York"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2025-02-03T14:32:00+00:00", "True"]

@@ -19,12 +19,10 @@ from audit_core.warehouse._sql import bulk_insert_plan, check_params, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
-# Applied after the fixtures are loaded; the lock comes last (it also locks itself).
-SANDBOX = (
-    "SET TimeZone = 'UTC'",
-    "SET enable_external_access = false",
-    "SET lock_configuration = true",
-)
+# Applied once the fixtures are loaded (they are files); the lock comes last and also
+# locks itself. The time zone is set first: a naive fixture timestamp is UTC, and so is
+# a naive literal in a query, on every worker's cursor whatever the machine's zone.
+SANDBOX = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
 def _as_written(sql: str, name: str) -> str:
@@ -84,6 +82,7 @@ class LocalBackend:
                         f"cannot open DuckDB database {self.database}: {exc}"
                     ) from None
                 try:
+                    db.execute("SET GLOBAL TimeZone = 'UTC'")  # every cursor, not this one
                     if self.fixtures_dir is not None:
                         self._load(db, self.fixtures_dir)
                     for statement in SANDBOX:
