@@ -128,10 +128,12 @@ async def test_without_a_manifest_types_are_inferred_per_column(
         "date": "date32[day]",
         "mcc": "string",
         "card_last4": "string",
-        "posted_at": "timestamp[us, tz=Etc/UTC]",  # as a declared TIMESTAMP is
+        "posted_at": "timestamp[us, tz=UTC]",
         "is_recurring": "bool",
         "quantity": "int64",
     }
+    declared = await wh.query_arrow("SELECT CAST('2025-01-01' AS TIMESTAMP) AS t")
+    assert types["posted_at"] == str(declared.schema.field("t").type)  # a Databricks TIMESTAMP
     assert table.column("card_last4").to_pylist() == ["0042", "0007", "1234"]
     assert table.column("posted_at").to_pylist() == [
         datetime(2025, 1, 15, 14, 32, tzinfo=UTC),
