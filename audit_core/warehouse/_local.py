@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from audit_core._logging import get_logger
 from audit_core.errors import ConfigError, QueryError, ReadOnlyViolationError
 from audit_core.fixtures import default_dir, load_manifest, load_tables
-from audit_core.warehouse._sql import bulk_insert_plan, check_params, to_duckdb
+from audit_core.warehouse._sql import check_params, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
@@ -37,6 +39,41 @@ def _as_written(sql: str, name: str) -> str:
     except sqlglot.errors.SqlglotError:
         pass
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class BulkInsert:
+    """``INSERT INTO t (cols) VALUES (:a, :b, ...)`` rewritten to read rows from a view."""
+
+    sql: str  # DuckDB text with ``{view}`` where the rows' relation goes
+    params: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def bulk_insert_plan(sql: str) -> BulkInsert | None:
+    """A set-based plan for a one-row, all-parameter INSERT; None for anything else."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="databricks")
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
+        return None
+    rows = tree.expression.expressions
+    if len(rows) != 1 or not isinstance(rows[0], exp.Tuple):
+        return None
+    values = rows[0].expressions
+    if not values or not all(
+        isinstance(v, exp.Placeholder) and v.name not in ("", "?") for v in values
+    ):
+        return None
+    target = tree.this
+    names = tuple(v.name for v in values)
+    select = ", ".join(exp.to_identifier(n, quoted=True).sql("duckdb") for n in names)
+    return BulkInsert(f"INSERT INTO {target.sql('duckdb')} SELECT {select} FROM {{view}}", names)
 
 
 class LocalBackend:
