@@ -8,13 +8,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry
 
 from audit_core import ConfigError, DatabricksClient
@@ -327,3 +328,34 @@ asyncio.run(main())
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2025-02-03T14:32:00+00:00", "True"]
+
+
+@settings(deadline=None)  # a loaded machine is no reason to fail
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1)), min_size=1))
+def test_digit_codes_stay_exact_strings(values: list[str | None]) -> None:
+    """A code like "0042" is never a number, whatever else is in its column."""
+    column = infer_column(values)
+    assert str(column.type) == "string"
+    assert column.to_pylist() == values
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(
+                min_value=datetime(1900, 1, 1),
+                max_value=datetime(2200, 1, 1),
+                timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), None]),
+            ),
+        ),
+        min_size=1,
+    ).filter(lambda v: any(x is not None for x in v))
+)
+def test_iso_timestamps_become_the_same_instants_in_utc(values: list[datetime | None]) -> None:
+    text = [None if v is None else v.isoformat() for v in values]
+    column = infer_column(text)
+    assert str(column.type) == "timestamp[us, tz=UTC]"
+    as_utc = [None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC)) for v in values]
+    assert column.to_pylist() == as_utc
