@@ -458,3 +458,43 @@ def test_databricks_migration_renames_under_column_mapping() -> None:
     assert statements[-1] == (
         "ALTER TABLE audit_trail SET TBLPROPERTIES ('delta.appendOnly' = 'true')"
     )
+
+
+class RecordingDatabricks:
+    """A DB-API stand-in for Databricks SQL at schema version 1: records every statement."""
+
+    def __init__(self) -> None:
+        self.executed: list[str] = []
+
+    def connect(self) -> RecordingDatabricks:
+        return self
+
+    def cursor(self) -> RecordingDatabricks:
+        return self
+
+    def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        self.executed.append(sql)
+
+    def fetchall_arrow(self) -> Any:
+        import pyarrow as pa
+
+        return pa.table({"n": [1]})  # the version table exists, and holds version 1
+
+    def close(self) -> None:
+        pass
+
+
+async def test_ensure_schema_on_databricks_runs_the_migration_then_the_ddl() -> None:
+    """At version 1 a Databricks warehouse gets the renames, then the version-2 DDL."""
+    from audit_core.db import ddl
+
+    fake = RecordingDatabricks()
+    async with DatabricksClient.databricks(
+        fake.connect, host="adb-1.example.net", registry=CollectorRegistry()
+    ) as wh:
+        with pytest.raises(ConfigError, match="init-db --dialect databricks --migrate"):
+            await ensure_schema(wh, migrate=False)
+        fake.executed.clear()
+        await ensure_schema(wh)
+    writes = [s for s in fake.executed if not s.startswith("SELECT")]
+    assert writes == migration_statements("databricks") + ddl("databricks")
