@@ -90,6 +90,27 @@ async def test_execute_writes_tables_but_reaches_no_file_or_setting(
         await wh.query("SELECT * FROM read_text('/etc/passwd')")
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "RESET enable_external_access",
+        "SET GLOBAL lock_configuration = false",
+        "SET allowed_directories = ['/etc']",
+        "INSTALL httpfs",
+        "COPY (SELECT 1) TO '{tmp}/out.csv'",
+    ],
+)
+async def test_native_duckdb_through_execute_cannot_unlock_either(
+    wh: DatabricksClient, sql: str, tmp_path: Path
+) -> None:
+    """execute(native=True) skips the transpiler, not the engine's lock."""
+    with pytest.raises(QueryError):
+        await wh.execute(sql.format(tmp=tmp_path), native=True)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ReadOnlyViolationError, match="disabled"):
+        await wh.query("SELECT * FROM read_text('/etc/passwd')")
+
+
 async def test_a_results_database_file_still_persists_writes(tmp_path: Path) -> None:
     """The sandbox blocks other files, not the database's own file (flags, the trail)."""
     path = tmp_path / "results" / "audit.duckdb"
