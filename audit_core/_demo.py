@@ -217,8 +217,15 @@ async def run_demo(
             async def checkpoint(step: str, **changes: Any) -> None:
                 if step not in done:
                     done.append(step)
-                state.update(changes, steps_done=done, current_step=step, status="in_progress")
-                await trail.flush()
+                await trail.flush()  # the head is in audit_trail_heads; keep it here too
+                head = trail.head
+                state.update(
+                    changes,
+                    steps_done=done,
+                    current_step=step,
+                    status="in_progress",
+                    trail_head={"rows": head.rows, "last_hash": head.last_hash},
+                )
                 await store.save(run_id, state)
                 await _save_row(results, run_id, state)
                 if stop_after == step:
@@ -319,7 +326,12 @@ async def run_demo(
                 "trail_head": head.last_hash,
                 "trail_hash_algorithm": head.hash_algorithm,
             }
-            state.update(status="completed", current_step="finish", steps_done=[*done, "finish"])
+            state.update(
+                status="completed",
+                current_step="finish",
+                steps_done=[*done, "finish"],
+                trail_head={"rows": head.rows, "last_hash": head.last_hash, "completed": True},
+            )
             await store.mark_complete(run_id, summary)
             state["summary"] = summary
             state["completed_at"] = datetime.now(UTC).isoformat()
