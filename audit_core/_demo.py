@@ -122,8 +122,11 @@ CLASSIFY_INSTRUCTIONS = (
 )
 
 
-class Interrupted(Exception):
-    """Raised by ``--stop-after STEP`` to simulate Ctrl-C at a step boundary."""
+class _StopAfter(Exception):
+    """``--stop-after STEP``: a simulated Ctrl-C at a step boundary (never leaves the CLI)."""
+
+
+Interrupted = _StopAfter  # the name the CLI catches
 
 
 @dataclass(kw_only=True)

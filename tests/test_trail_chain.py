@@ -64,10 +64,12 @@ def head_of(rows: list[dict[str, Any]], *, completed: bool = True) -> TrailHead:
     )
 
 
-def changed(value: Any) -> Any:
-    """A different value of the same kind."""
+def changed(value: Any, column: str = "") -> Any:
+    """A different value of the same kind (the column's kind when the value is None)."""
     if value is None:
-        return "x"
+        if column == "llm_cost_dollars":
+            return Decimal("0.000001")
+        return 0 if column in ("execution_time_ms", "llm_tokens_used") else "x"
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -100,7 +102,7 @@ def test_changing_any_field_of_any_row_names_that_row(
     head = head_of(rows)
     index = data.draw(st.integers(0, len(rows) - 1))
     column = data.draw(st.sampled_from(HASHED))
-    rows[index] = {**rows[index], column: changed(rows[index][column])}
+    rows[index] = {**rows[index], column: changed(rows[index][column], column)}
     result = verify_chain(rows, [head], key=key)
     assert result.status == "tampered"
     assert result.first_bad_sequence == index + 1
@@ -181,3 +183,11 @@ def test_the_hash_survives_database_representations(items: list[dict[str, Any]])
         if row["llm_tokens_used"] is not None:
             as_read["llm_tokens_used"] = str(row["llm_tokens_used"])
         assert entry_hash(as_read, row["prev_hash"]) == row["entry_hash"]
+
+
+def test_an_unreadable_value_is_reported_as_altered_not_raised() -> None:
+    """A value the canonical form cannot read (text in a cost) fails that row, no crash."""
+    rows = chain([{"agent_name": "a", "tool_called": "t", "llm_cost_dollars": Decimal(1)}], None)
+    rows[0]["llm_cost_dollars"] = "one dollar"
+    result = verify_chain(rows, [])
+    assert (result.status, result.problem) == ("tampered", "row 1 was altered")

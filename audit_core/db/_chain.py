@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from audit_core.db.schemas import AUDIT_TRAIL
+from audit_core.db._layout import AUDIT_TRAIL
 from audit_core.errors import AuditTrailError, TrailVerificationError
 
 __all__ = [
@@ -161,10 +161,10 @@ def parse_head_statement(text: str, key: str | bytes | None = None) -> TrailHead
             hash_algorithm=str(data["hash_algorithm"]),
             completed=bool(data["completed"]),
         )
-        if data.get("statement") != STATEMENT_KIND:
-            raise ValueError("not a trail head statement")
     except (ValueError, KeyError, TypeError) as exc:
         raise TrailVerificationError(f"unreadable head statement: {exc}") from None
+    if data.get("statement") != STATEMENT_KIND:
+        raise TrailVerificationError(f"not a trail head statement (no {STATEMENT_KIND!r})")
     secret = as_key(key)
     if secret is not None:
         mac = data.get("mac")
@@ -257,7 +257,7 @@ class _Check:
                 return self.verdict("tampered", sequence, problem)
             if algorithm == KEYED and self.key is None:
                 self.unkeyed_only = True
-            elif entry_hash(row, prev, self.key) != row["entry_hash"]:
+            elif _recomputed(row, prev, self.key) != row["entry_hash"]:
                 return self.verdict("tampered", sequence, f"row {sequence} was altered")
             prev = row["entry_hash"]
         return None
@@ -277,6 +277,14 @@ class _Check:
         if head.completed and count > head.rows:
             problem = f"row {head.rows + 1} was added after {source} closed the run"
             return self.verdict("tampered", head.rows + 1, problem)
+        return None
+
+
+def _recomputed(row: Mapping[str, Any], prev: str, key: bytes | None) -> str | None:
+    """The row's hash, or None when a value cannot be read the way it was hashed."""
+    try:
+        return entry_hash(row, prev, key)
+    except (ValueError, TypeError, ArithmeticError):
         return None
 
 

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from audit_core.db.schemas import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVERITY_FOR_RISK
+from audit_core.db._json import dumps
+from audit_core.db._layout import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVERITY_FOR_RISK
 from audit_core.errors import InvalidFlagError
 
 if TYPE_CHECKING:
@@ -280,15 +281,7 @@ async def find_flags(
 
 
 def _evidence_text(evidence: Any) -> str | None:
-    if evidence is None:
-        return None
-    return json.dumps(evidence, sort_keys=True, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal | datetime):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+    return None if evidence is None else dumps(evidence)
 
 
 def _evidence_value(text: str | None) -> Any:

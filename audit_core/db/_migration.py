@@ -29,8 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit_core.db._tables import NOW, Column, Dialect, Index, Table, translate
-from audit_core.db.schemas import (
+from audit_core.db._layout import (
     AUDIT_TRAIL,
     AUDIT_TRAIL_HEADS,
     FLAGS,
@@ -38,15 +37,15 @@ from audit_core.db.schemas import (
     SEVERITY_FOR_RISK,
     WORKFLOW_STATE,
     check_dialect,
-    schema_version,
     version_statements,
 )
-from audit_core.errors import ConfigError
+from audit_core.db._tables import NOW, Column, Dialect, Index, Table, translate
+from audit_core.errors import ConfigError, QueryError
 
 if TYPE_CHECKING:
     from audit_core.warehouse import DatabricksClient
 
-__all__ = ["V1_TABLES", "ddl_v1", "migration_statements"]
+__all__ = ["V1_TABLES", "ddl_v1", "migration_statements", "schema_version"]
 
 _SEVERITIES_V1 = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 _FLAG_STATUSES_V1 = ("pending", "confirmed", "dismissed", "escalated")
@@ -444,3 +443,25 @@ async def migrate_warehouse(warehouse: DatabricksClient, dialect: Dialect, *, ap
 def changed_names() -> Mapping[str, Mapping[str, str]]:
     """Version-1 column name -> version-2 name, per table (for readers of old exports)."""
     return {plan.new.name: dict(plan.renames) for plan in PLANS}
+
+
+_VERSION_TABLE_FOUND = (
+    "SELECT count(*) AS n FROM information_schema.tables "
+    "WHERE table_name = :table AND table_schema = current_schema()"
+)
+
+
+async def schema_version(warehouse: DatabricksClient) -> int | None:
+    """The highest schema version recorded in the warehouse; None before `ensure_schema`."""
+    try:  # ask the catalog first: no failed query (and warning) on a new database
+        found = await warehouse.query_arrow(_VERSION_TABLE_FOUND, {"table": "audit_schema_version"})
+        if not found.column(0)[0].as_py():
+            return None
+    except QueryError:
+        pass  # no information_schema (Hive metastore): read a missing table as "no version"
+    try:
+        table = await warehouse.query_arrow("SELECT max(version) AS v FROM audit_schema_version")
+    except QueryError:
+        return None
+    value = table.column(0)[0].as_py()
+    return None if value is None else int(value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import time
 import traceback
@@ -39,6 +38,7 @@ from audit_core.db._chain import (
     entry_hash,
     verify_chain,
 )
+from audit_core.db._json import json_text
 from audit_core.errors import AuditTrailError
 
 if TYPE_CHECKING:
@@ -59,24 +59,6 @@ _HEAD_COLUMNS = (
 )
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _checked_cost(cost: Decimal | None) -> Decimal | None:
@@ -242,7 +224,7 @@ class AuditTrail(AsyncLifecycle):
                 raise AuditTrailError(f"{name} must be >= 0, got {number}")
         cost = _checked_cost(llm_cost_dollars)
         try:
-            input_text, chain_text = _json_text(input_data), _json_text(decision_chain)
+            input_text, chain_text = json_text(input_data), json_text(decision_chain)
         except TypeError as exc:
             raise AuditTrailError(f"trail data is not JSON-serialisable: {exc}") from None
         if self._next is None:
