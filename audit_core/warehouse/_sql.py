@@ -51,9 +51,31 @@ def is_read_only(sql: str) -> bool:
 
 
 def prepare(sql: str, conn: Any = None, params: Mapping[str, Any] | None = None) -> Prepared:
-    """`to_duckdb` with the column types of ``conn``'s tables and the parameters' types."""
-    schema = schema_of(conn) if conn is not None else None
+    """`to_duckdb` with the column types of the tables the statement reads (looked up on
+    ``conn``, a DuckDB connection) and the parameters' types.
+
+    This is what lets a local answer carry Spark's types: ``sum(amount)`` over a
+    DECIMAL(18,2) column is DECIMAL(28,2) and ``avg`` of it an exact DECIMAL(22,6).
+    """
+    tables = tables_in(sql)
+    schema = schema_of(conn, tables) if conn is not None and tables else None
     return to_duckdb(sql, schema, param_types(params))
+
+
+@lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
+def tables_in(sql: str) -> frozenset[str]:
+    """Lower-cased table names (``gold.emails``, ``workflow_state``) the statement names."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read=_dialect())
+    except SqlglotError:
+        return frozenset()
+    return frozenset(
+        ".".join(p for p in (t.db, t.name) if p).lower() for t in tree.find_all(exp.Table)
+    )
 
 
 @lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
@@ -119,12 +141,16 @@ def check_params(sql: str, wanted: frozenset[str], given: Mapping[str, object] |
 # schema and parameter types ---------------------------------------------------------
 
 
-def schema_of(conn: Any) -> Schema:
-    """The Spark types of every column of every table ``conn`` can see (DuckDB catalog)."""
+def schema_of(conn: Any, tables: frozenset[str] | None = None) -> Schema:
+    """The Spark types of the columns of ``tables`` (default: all) in DuckDB's catalog."""
+    names = sorted({t.rsplit(".", 1)[-1] for t in tables}) if tables is not None else None
     rows = conn.execute(
-        "SELECT CASE WHEN table_schema = 'main' THEN table_name "
-        "ELSE table_schema || '.' || table_name END, column_name, data_type "
-        "FROM information_schema.columns ORDER BY 1, ordinal_position"
+        "SELECT CASE WHEN schema_name = 'main' THEN table_name "
+        "ELSE schema_name || '.' || table_name END, column_name, data_type "
+        "FROM duckdb_columns() WHERE database_name = current_database() "
+        + ("" if names is None else "AND list_contains($names, table_name) ")
+        + "ORDER BY 1, column_index",
+        None if names is None else {"names": names},
     ).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, duck in rows:

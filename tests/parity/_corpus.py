@@ -108,7 +108,7 @@ def same_value(a: Any, b: Any) -> bool:
     if type(a) is not type(b) and not (isinstance(a, datetime) and isinstance(b, datetime)):
         return False
     if isinstance(a, Decimal):
-        return a == b and a.as_tuple().exponent == b.as_tuple().exponent
+        return bool(a == b and a.as_tuple().exponent == b.as_tuple().exponent)
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
