@@ -261,7 +261,12 @@ class AsyncLLMClient(AsyncLifecycle):
             timeout_s=total,
             retry_after_max_s=max_retry_after_s,
         )
-        self.limiter = ConcurrencyLimiter(max_concurrency, adaptive=adaptive_concurrency)
+        self.limiter = ConcurrencyLimiter(
+            max_concurrency,
+            adaptive=adaptive_concurrency,
+            clock=self._policy.clock,
+            sleep=self._policy.sleep,
+        )
         # Parsed once: httpx would otherwise re-parse the URL string on every request.
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -825,7 +830,7 @@ class AsyncLLMClient(AsyncLifecycle):
         if usage is None:
             if failure is not None:
                 raise failure  # an error without usage: nothing billed, reservation released
-            usage, cost, source = Usage(), None, "unpriced"
+            cost, source = None, "unpriced"  # charged the worst case reserved, if any
         elif reported is not None:
             cost, source = reported, "provider"
         else:
@@ -836,7 +841,7 @@ class AsyncLLMClient(AsyncLifecycle):
             raise failure
         return _Billed(
             body=body,
-            usage=usage,
+            usage=usage or Usage(),
             cost=charged,
             source=source,
             request_id=request_id,

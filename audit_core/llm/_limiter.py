@@ -13,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 __all__ = ["ConcurrencyLimiter", "Outcome"]
 
 Outcome = Literal["ok", "overload", "other"]
-_DECREASE = 0.5
+_DECREASE = 0.7
+_MAX_GAP_S = 0.1
+# Growth per limit's worth of successes: one, but only a quarter near the limit at which
+# the provider last pushed back (each probe past it costs a 429 or two).
+_STEP_NEAR_CEILING = 0.25
+_NEAR = 0.85
 
 
 class ConcurrencyLimiter:
@@ -31,6 +36,7 @@ class ConcurrencyLimiter:
         *,
         adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.max_concurrency = max_concurrency
         self.adaptive = adaptive
@@ -38,8 +44,11 @@ class ConcurrencyLimiter:
         self.in_flight = 0
         self.decreases = 0
         self._clock = clock
+        self._sleep = sleep
         self._epoch = 0
         self._not_before = 0.0
+        self._gap = 0.0
+        self._ceiling = float("inf")
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def _cap(self) -> int:
@@ -60,10 +69,14 @@ class ConcurrencyLimiter:
                 else:
                     self._waiters.remove(waiter)
                 raise
-        pause = self._not_before - self._clock()
-        if pause > 0:
+        now = self._clock()
+        if self._not_before > now:
+            # Paused by a Retry-After: leave one at a time, a server-named gap apart,
+            # rather than as one burst when the pause ends.
+            pause = self._not_before - now
+            self._not_before += self._gap
             try:
-                await asyncio.sleep(pause)
+                await self._sleep(pause)
             except asyncio.CancelledError:
                 self._give_back()
                 raise
@@ -74,13 +87,16 @@ class ConcurrencyLimiter:
         if self.adaptive:
             if outcome == "overload":
                 if ticket == self._epoch:  # the first overload of this round decides
+                    self._ceiling = self.limit
                     self.limit = max(1.0, self.limit * _DECREASE)
                     self._epoch += 1
                     self.decreases += 1
                 if retry_after_s:
+                    self._gap = min(retry_after_s, _MAX_GAP_S)
                     self._not_before = max(self._not_before, self._clock() + retry_after_s)
             elif outcome == "ok" and self.limit < self.max_concurrency:
-                self.limit = min(float(self.max_concurrency), self.limit + 1.0 / self.limit)
+                step = _STEP_NEAR_CEILING if self.limit > _NEAR * self._ceiling else 1.0
+                self.limit = min(float(self.max_concurrency), self.limit + step / self.limit)
         self._give_back()
 
     def _give_back(self) -> None:
