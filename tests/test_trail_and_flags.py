@@ -220,3 +220,20 @@ async def test_add_many_is_all_or_nothing_and_skips_existing(wh: DatabricksClien
     assert len(await flags.add_many([good])) == 1
     assert await flags.add_many([good], skip_existing=True) == []
     assert await count(wh, "SELECT count(*) FROM flags") == 1
+
+
+async def test_a_resumed_run_completes_without_new_entries(wh: DatabricksClient) -> None:
+    """Completing a run another process wrote appends only the final head."""
+    async with AuditTrail(wh, "run-k") as first:
+        await first.record("a", "t")
+    head = await AuditTrail(wh, "run-k").complete()
+    assert (head.rows, head.completed) == (1, True)
+    assert await AuditTrail(wh, "run-k").verify()
+    heads = await wh.query_arrow(
+        "SELECT row_count, completed FROM audit_trail_heads WHERE audit_run_id = 'run-k' "
+        "ORDER BY row_count, completed"
+    )
+    assert heads.to_pylist() == [  # verifying wrote nothing
+        {"row_count": 1, "completed": False},
+        {"row_count": 1, "completed": True},
+    ]

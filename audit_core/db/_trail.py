@@ -102,7 +102,7 @@ class AuditTrail(AsyncLifecycle):
         self._next: int | None = None
         self._head = GENESIS
         self._written = (0, GENESIS)  # (rows, last hash) known to be in the table
-        self._head_rows = -1  # rows covered by the newest head this writer appended
+        self._head_due = False  # rows written that no head covers yet
         self._completed = False
         self._load_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
@@ -274,7 +274,8 @@ class AuditTrail(AsyncLifecycle):
                     raise
                 last = rows[-1]
                 self._written = (int(last["log_sequence_number"]), str(last["entry_hash"]))
-            if self._written[0] > self._head_rows:
+                self._head_due = True
+            if self._head_due:
                 await self._append_head(completed=False)
             return len(rows)
 
@@ -291,7 +292,7 @@ class AuditTrail(AsyncLifecycle):
                 "recorded_at": datetime.fromtimestamp(self._now(), UTC),
             },
         )
-        self._head_rows = rows
+        self._head_due = False
 
     async def complete(self) -> TrailHead:
         """Flush and append the final head, marked completed; the trail takes no more rows.

@@ -6,24 +6,24 @@ amount, the hash chain, ...) are extra columns, never renames. Schema version 2 
 layout; `ensure_schema` / `create_all_tables` migrate a version-1 database in place
 (``audit_core.db._migration``).
 
-Documented widenings of the original types (data the original could not hold):
+Documented widenings of the original types (real data the original could not hold):
 
-========================================  ===================  ========================
-column                                    original             here, and why
-========================================  ===================  ========================
-``audit_run_id`` (every table)            VARCHAR(36)          VARCHAR(200): run ids up
-                                                               to 200 characters
-``flags.flag_id``                         VARCHAR(36)          VARCHAR(64): version-1 ids
-``audit_trail.tool_called``, ``llm_model``  VARCHAR(100)       VARCHAR(200): model ids
-``audit_trail.llm_cost_dollars``          DECIMAL(10,4)        DECIMAL(12,6): per-call
-                                                               costs below $0.0001
-``TIMESTAMP`` columns                     TIMESTAMP            TIMESTAMPTZ (Databricks
-                                                               TIMESTAMP): an instant
-========================================  ===================  ========================
+- ``audit_run_id`` (every table): VARCHAR(36) -> VARCHAR(200), the run ids the state
+  store accepts (1-200 characters);
+- ``flags.flag_id``: VARCHAR(36) -> VARCHAR(64), the ids version 1 issued;
+- ``audit_trail.tool_called`` and ``llm_model``: VARCHAR(100) -> VARCHAR(200), model ids;
+- ``audit_trail.llm_cost_dollars``: DECIMAL(10,4) -> DECIMAL(12,6), per-call costs below
+  $0.0001 (same six integer digits);
+- ``TIMESTAMP`` columns: TIMESTAMPTZ (Databricks TIMESTAMP), an instant rather than a
+  wall-clock reading.
 
 ``FLOAT`` is Postgres double precision, so DuckDB and Databricks get ``DOUBLE``.
 Severity is ``CRITICAL/WARNING/INFO`` (``severity_level``); the finer five-level scale
 the rules use is kept in the extra ``risk_level`` column (`SEVERITY_FOR_RISK` maps it).
+
+The trail's rows must come through `AuditTrail`: its hash columns are NOT NULL, so a row
+written around the chain is refused at the door instead of found later as tampering.
+DuckDB keeps the indexes but ignores ``DESC`` in them.
 
 ``ddl(dialect)`` returns one statement per item, so drivers that reject multi-statement
 strings run them; every statement is idempotent. Dialect rules: ``audit_core.db._tables``.
