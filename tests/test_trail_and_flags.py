@@ -237,3 +237,17 @@ async def test_a_resumed_run_completes_without_new_entries(wh: DatabricksClient)
         {"row_count": 1, "completed": False},
         {"row_count": 1, "completed": True},
     ]
+
+
+async def test_a_run_resumes_only_with_the_key_it_was_written_with(wh: DatabricksClient) -> None:
+    """No key, another key, or a key for an unkeyed run: refused before anything is added."""
+    async with AuditTrail(wh, "run-key", key="k1") as first:
+        await first.record("a", "t")
+    for key, message in ((None, "needs the key"), ("k2", "another key")):
+        with pytest.raises(AuditTrailError, match=message):
+            await AuditTrail(wh, "run-key", key=key).record("a", "t")
+    assert await AuditTrail(wh, "run-key", key="k1").record("a", "t") == 2
+    async with AuditTrail(wh, "run-plain") as plain:
+        await plain.record("a", "t")
+    with pytest.raises(AuditTrailError, match="is not keyed"):
+        await AuditTrail(wh, "run-plain", key="k1").record("a", "t")

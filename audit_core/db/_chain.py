@@ -257,7 +257,7 @@ class _Check:
                 return self.verdict("tampered", sequence, problem)
             if algorithm == KEYED and self.key is None:
                 self.unkeyed_only = True
-            elif _recomputed(row, prev, self.key) != row["entry_hash"]:
+            elif recomputed(row, prev, self.key) != row["entry_hash"]:
                 return self.verdict("tampered", sequence, f"row {sequence} was altered")
             prev = row["entry_hash"]
         return None
@@ -280,7 +280,7 @@ class _Check:
         return None
 
 
-def _recomputed(row: Mapping[str, Any], prev: str, key: bytes | None) -> str | None:
+def recomputed(row: Mapping[str, Any], prev: str, key: bytes | None) -> str | None:
     """The row's hash, or None when a value cannot be read the way it was hashed."""
     try:
         return entry_hash(row, prev, key)

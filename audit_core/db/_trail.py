@@ -36,6 +36,7 @@ from audit_core.db._chain import (
     TrailVerification,
     as_key,
     entry_hash,
+    recomputed,
     verify_chain,
 )
 from audit_core.db._json import json_text
@@ -158,7 +159,7 @@ class AuditTrail(AsyncLifecycle):
             if self._next is not None:
                 return
             table = await self.warehouse.query_arrow(
-                f"SELECT log_sequence_number, entry_hash, hash_algorithm FROM {self.table} "
+                f"SELECT {', '.join(TRAIL_COLUMNS)} FROM {self.table} "
                 "WHERE audit_run_id = :run ORDER BY log_sequence_number DESC LIMIT 1",
                 {"run": self.audit_run_id},
             )
@@ -166,7 +167,7 @@ class AuditTrail(AsyncLifecycle):
                 self._next = 1
                 return
             last = table.to_pylist()[0]
-            self._check_resumable(str(last["hash_algorithm"]))
+            self._check_resumable(last)
             done = await self.warehouse.query_arrow(
                 f"SELECT count(*) AS n FROM {self.heads_table} "
                 "WHERE audit_run_id = :run AND completed",
@@ -181,15 +182,21 @@ class AuditTrail(AsyncLifecycle):
             self._next, self._head = rows + 1, str(last["entry_hash"])
             self._written = (rows, self._head)
 
-    def _check_resumable(self, existing: str) -> None:
-        if (existing == KEYED) == self.keyed:
-            return
-        wanted = "needs the key it was written with" if existing == KEYED else "is not keyed"
-        raise AuditTrailError(
-            f"the trail of run {self.audit_run_id!r} {wanted}; "
-            f"resume it {'with' if existing == KEYED else 'without'} {TRAIL_KEY_ENV}",
-            run_id=self.audit_run_id,
-        )
+    def _check_resumable(self, last: Mapping[str, Any]) -> None:
+        """Refuse to extend a chain this writer's key (or lack of one) cannot continue."""
+        existing = last["hash_algorithm"]
+        if (existing == KEYED) != self.keyed:
+            wanted = "needs the key it was written with" if existing == KEYED else "is not keyed"
+            raise AuditTrailError(
+                f"the trail of run {self.audit_run_id!r} {wanted}; "
+                f"resume it {'with' if existing == KEYED else 'without'} {TRAIL_KEY_ENV}",
+                run_id=self.audit_run_id,
+            )
+        if self.keyed and recomputed(last, str(last["prev_hash"]), self._key) != last["entry_hash"]:
+            raise AuditTrailError(
+                f"the trail of run {self.audit_run_id!r} was written with another key",
+                run_id=self.audit_run_id,
+            )
 
     async def record(
         self,
