@@ -498,3 +498,18 @@ async def test_ensure_schema_on_databricks_runs_the_migration_then_the_ddl() -> 
         await ensure_schema(wh)
     writes = [s for s in fake.executed if not s.startswith("SELECT")]
     assert writes == migration_statements("databricks") + ddl("databricks")
+
+
+async def test_read_only_commands_name_a_v1_results_file_instead_of_failing_on_it(
+    tmp_path: Path,
+) -> None:
+    """`trail verify` / `flags` cannot migrate a read-only file: they say how to."""
+    from audit_core.db._verify_cmd import flags_command, trail_verify_command
+
+    con = duckdb.connect(str(tmp_path / "audit.duckdb"))
+    seed_v1(con.cursor(), "duckdb", "?")
+    con.close()
+    with pytest.raises(ConfigError, match=r"schema version 1, not 2.*init-db --dialect duckdb"):
+        await trail_verify_command(tmp_path, "run-a")
+    with pytest.raises(ConfigError, match="schema version 1"):
+        await flags_command(tmp_path)

@@ -25,7 +25,6 @@ for `ensure_schema` to run; a Delta column cannot change DECIMAL -> DOUBLE, so
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from audit_core.db._tables import NOW, Column, Dialect, Index, Table, translate
 from audit_core.errors import ConfigError, QueryError
 
 if TYPE_CHECKING:
+    from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
 __all__ = ["V1_TABLES", "ddl_v1", "migration_statements", "schema_version"]
@@ -440,18 +440,13 @@ async def migrate_warehouse(warehouse: DatabricksClient, dialect: Dialect, *, ap
     return len(statements)
 
 
-def changed_names() -> Mapping[str, Mapping[str, str]]:
-    """Version-1 column name -> version-2 name, per table (for readers of old exports)."""
-    return {plan.new.name: dict(plan.renames) for plan in PLANS}
-
-
 _VERSION_TABLE_FOUND = (
     "SELECT count(*) AS n FROM information_schema.tables "
     "WHERE table_name = :table AND table_schema = current_schema()"
 )
 
 
-async def schema_version(warehouse: DatabricksClient) -> int | None:
+async def schema_version(warehouse: Reader) -> int | None:
     """The highest schema version recorded in the warehouse; None before `ensure_schema`."""
     try:  # ask the catalog first: no failed query (and warning) on a new database
         found = await warehouse.query_arrow(_VERSION_TABLE_FOUND, {"table": "audit_schema_version"})

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from audit_core.db._chain import TrailVerification, head_statement, parse_head_statement
 from audit_core.db._flags import Flag, find_flags
+from audit_core.db._layout import SCHEMA_VERSION
+from audit_core.db._migration import schema_version
 from audit_core.db._reader import ReadOnlyResults
 from audit_core.db._trail import TRAIL_KEY_ENV, read_head, verify_run
 from audit_core.errors import ConfigError, TrailVerificationError
@@ -44,6 +46,24 @@ def trail_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """``AUDIT_TRAIL_KEY``, or None when unset or empty."""
     env = os.environ if environ is None else environ
     return env.get(TRAIL_KEY_ENV) or None
+
+
+async def _open(out: Path) -> ReadOnlyResults:
+    """The results database, read-only; `ConfigError` unless it is at schema version 2."""
+    results = ReadOnlyResults.open(out / RESULTS_FILE)
+    try:
+        version = await schema_version(results)
+    except BaseException:
+        await results.aclose()
+        raise
+    if version != SCHEMA_VERSION:
+        await results.aclose()
+        raise ConfigError(
+            f"{results.path} is at schema version {version}, not {SCHEMA_VERSION}; open it "
+            f"once read-write to migrate it (`audit-core init-db --dialect duckdb --apply "
+            f"{results.path}`)"
+        )
+    return results
 
 
 async def _has_trail(results: ReadOnlyResults, run_id: str) -> bool:
@@ -90,7 +110,7 @@ async def trail_verify_command(
             raise ConfigError(
                 f"{head_file} is the head of run {statement.audit_run_id!r}, not {run_id!r}"
             )
-    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+    async with await _open(out) as results:
         if not await _has_trail(results, run_id):
             raise ConfigError(f"no audit trail for run {run_id!r}")
         result = await verify_run(results, run_id, key=key, statement=statement)
@@ -106,7 +126,7 @@ async def trail_head_command(out: Path, run_id: str, *, key: str | None = None) 
     A trail that does not verify gets no statement (exit 1): publishing a head vouches
     for everything up to it.
     """
-    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+    async with await _open(out) as results:
         if not await _has_trail(results, run_id):
             raise ConfigError(f"no audit trail for run {run_id!r}")
         result = await verify_run(results, run_id, key=key)
@@ -131,7 +151,7 @@ async def flags_command(
     out: Path, *, pending: bool = False, run: str | None = None, limit: int = 50
 ) -> tuple[int, str]:
     """``audit-core flags``: most severe first, one line each (severity, risk, rule, ...)."""
-    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+    async with await _open(out) as results:
         found = await find_flags(
             results, reviewed=False if pending else None, limit=limit, audit_run_id=run
         )
