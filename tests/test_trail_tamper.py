@@ -285,6 +285,7 @@ async def test_verify_reads_the_results_file_without_changing_it(tmp_path: Path)
     await write_run(tmp_path)
     path = tmp_path / "audit.duckdb"
     before = hashlib.sha256(path.read_bytes()).hexdigest()
+    files = sorted(p.name for p in tmp_path.iterdir())
     path.chmod(0o444)
     try:
         assert (await trail_verify_command(tmp_path, RUN))[0] == EXIT_OK
@@ -295,6 +296,7 @@ async def test_verify_reads_the_results_file_without_changing_it(tmp_path: Path)
     finally:
         path.chmod(0o644)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # no WAL, no lock file
 
 
 @pytest.mark.parametrize(
