@@ -221,13 +221,12 @@ async def run_demo(
                 if step not in done:
                     done.append(step)
                 await trail.flush()  # the head is in audit_trail_heads; keep it here too
-                head = trail.head
                 state.update(
                     changes,
                     steps_done=done,
                     current_step=step,
                     status="in_progress",
-                    trail_head={"rows": head.rows, "last_hash": head.last_hash},
+                    trail_head=trail.head.as_state(),
                 )
                 await store.save(run_id, state)
                 await _save_row(results, run_id, state)
@@ -333,7 +332,7 @@ async def run_demo(
                 status="completed",
                 current_step="finish",
                 steps_done=[*done, "finish"],
-                trail_head={"rows": head.rows, "last_hash": head.last_hash, "completed": True},
+                trail_head=head.as_state(),
             )
             await store.mark_complete(run_id, summary)
             state["summary"] = summary

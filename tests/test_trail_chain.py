@@ -191,3 +191,14 @@ def test_an_unreadable_value_is_reported_as_altered_not_raised() -> None:
     rows[0]["llm_cost_dollars"] = "one dollar"
     result = verify_chain(rows, [])
     assert (result.status, result.problem) == ("tampered", "row 1 was altered")
+
+
+@given(trails, st.booleans())
+def test_a_head_kept_in_workflow_state_reads_back(
+    items: list[dict[str, Any]], completed: bool
+) -> None:
+    """as_state / from_state round trip; a state without a usable head gives None."""
+    head = head_of(chain(items, None), completed=completed)
+    assert TrailHead.from_state("r", {"trail_head": head.as_state()}) == head
+    assert TrailHead.from_state("r", {}) is None
+    assert TrailHead.from_state("r", {"trail_head": {"rows": "many"}}) is None

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient
-from audit_core.db import AuditTrail, ReadOnlyResults, ensure_schema
+from audit_core.db import AuditTrail, ReadOnlyResults, ensure_schema, read_head
 from audit_core.db._chain import entry_hash
 from audit_core.db._verify_cmd import (
     EXIT_INCOMPLETE,
@@ -315,3 +315,49 @@ async def test_missing_database_or_run_is_a_config_error(
     await write_run(tmp_path, rows=1)
     with pytest.raises(ConfigError, match=message):
         await call(tmp_path)
+
+
+async def keep_head_in_workflow_state(out: Path) -> None:
+    """What the demo does at its last step: the final head goes into the run's state."""
+    async with DatabricksClient.local(
+        database=str(out / "audit.duckdb"), load_fixtures=False, registry=CollectorRegistry()
+    ) as wh:
+        head = await AuditTrail(wh, RUN).verify()
+        assert head.ok
+        final = await read_head(wh, RUN)
+        assert final is not None
+        await wh.execute(
+            "INSERT INTO workflow_state (audit_run_id, workflow_status, intermediate_results) "
+            "VALUES (:run, 'completed', :state)",
+            {"run": RUN, "state": json.dumps({"trail_head": final.as_state()})},
+        )
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (
+            (
+                "DELETE FROM audit_trail WHERE log_sequence_number >= 4",
+                "DELETE FROM audit_trail_heads WHERE row_count > 2",
+            ),
+            "FAILED at entry 4: truncated: the trail ends at row 3 but the head in the run's "
+            "workflow state records 5",
+        ),
+        (
+            ("DELETE FROM audit_trail_heads WHERE completed",),
+            "FAILED at entry 5: the head in the run's workflow state says the run completed "
+            "at row 5, but no completed head is stored with the trail",
+        ),
+    ],
+    ids=["tail-and-heads-cut", "completed-head-removed"],
+)
+async def test_cutting_heads_too_is_caught_by_the_head_in_the_workflow_state(
+    tmp_path: Path, statements: tuple[str, ...], expected: str
+) -> None:
+    """A forger who trims the heads with the tail still disagrees with the run's state."""
+    await write_run(tmp_path)
+    await keep_head_in_workflow_state(tmp_path)
+    tamper(tmp_path, *statements)
+    code, text = await trail_verify_command(tmp_path, RUN)
+    assert (code, text) == (EXIT_TAMPERED, expected)

@@ -121,6 +121,32 @@ class TrailHead:
     hash_algorithm: str
     completed: bool = False
 
+    def as_state(self) -> dict[str, Any]:
+        """The head as kept in a run's workflow state (``intermediate_results["trail_head"]``)."""
+        return {
+            "rows": self.rows,
+            "last_hash": self.last_hash,
+            "hash_algorithm": self.hash_algorithm,
+            "completed": self.completed,
+        }
+
+    @classmethod
+    def from_state(cls, audit_run_id: str, state: Mapping[str, Any]) -> TrailHead | None:
+        """The head a workflow state holds under ``"trail_head"``, or None when it has none."""
+        data = state.get("trail_head")
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(
+                audit_run_id=audit_run_id,
+                rows=int(data["rows"]),
+                last_hash=str(data["last_hash"]),
+                hash_algorithm=str(data["hash_algorithm"]),
+                completed=bool(data.get("completed", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
 
 def _statement_body(head: TrailHead) -> dict[str, Any]:
     return {
@@ -309,23 +335,30 @@ def verify_chain(
     key: str | bytes | None = None,
     expected_rows: int | None = None,
     statement: TrailHead | None = None,
+    state_head: TrailHead | None = None,
 ) -> TrailVerification:
     """Check a run's rows (ordered by ``log_sequence_number``) against its heads.
 
     ``heads`` are the run's rows of ``audit_trail_heads``; ``expected_rows`` what an
-    in-process writer knows it wrote; ``statement`` a published head. With ``key`` every
-    entry must be an HMAC under it.
+    in-process writer knows it wrote; ``statement`` a published head; ``state_head`` the
+    head kept in the run's workflow state. With ``key`` every entry must be an HMAC
+    under it. A head kept outside the trail that says the run completed, while no
+    completed head is stored with it, means stored heads were removed: tampered.
     """
     check = _Check(rows, as_key(key))
     found = check.walk()
     if found is not None:
         return found
-    for head in heads:
-        found = check.against(head, "the head stored with the trail")
-        if found is not None:
-            return found
-    if statement is not None:
-        found = check.against(statement, "the published head")
+    outside = [
+        (head, source)
+        for head, source in (
+            (statement, "the published head"),
+            (state_head, "the head in the run's workflow state"),
+        )
+        if head is not None
+    ]
+    for head, source in [(h, "the head stored with the trail") for h in heads] + outside:
+        found = check.against(head, source)
         if found is not None:
             return found
     count = len(rows)
@@ -334,6 +367,13 @@ def verify_chain(
         return check.verdict("tampered", count + 1, problem)
     latest = max(heads, key=lambda h: (h.rows, h.completed), default=None)
     head_rows = None if latest is None else latest.rows
+    for head, source in outside:
+        if head.completed and (latest is None or not latest.completed):
+            problem = (
+                f"{source} says the run completed at row {head.rows}, "
+                "but no completed head is stored with the trail"
+            )
+            return check.verdict("tampered", head.rows, problem, head_rows=head_rows)
     if latest is None:
         return check.verdict("incomplete", None, "no head recorded: the run never completed")
     if not latest.completed:

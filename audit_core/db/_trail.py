@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import time
 import traceback
@@ -40,16 +41,25 @@ from audit_core.db._chain import (
     verify_chain,
 )
 from audit_core.db._json import json_text
-from audit_core.errors import AuditTrailError
+from audit_core.errors import AuditTrailError, QueryError
 
 if TYPE_CHECKING:
     from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
-__all__ = ["TRAIL_KEY_ENV", "AuditTrail", "Trace", "read_head", "read_run", "verify_run"]
+__all__ = [
+    "TRAIL_KEY_ENV",
+    "AuditTrail",
+    "Trace",
+    "read_head",
+    "read_run",
+    "read_state_head",
+    "verify_run",
+]
 
 TRAIL_KEY_ENV = "AUDIT_TRAIL_KEY"
 HEADS_TABLE = "audit_trail_heads"
+STATE_TABLE = "workflow_state"
 _HEAD_COLUMNS = (
     "audit_run_id",
     "row_count",
@@ -392,6 +402,26 @@ async def read_head(
     )
 
 
+async def read_state_head(
+    reader: Reader, audit_run_id: str, *, state_table: str = STATE_TABLE
+) -> TrailHead | None:
+    """The head kept in the run's workflow state (``intermediate_results["trail_head"]``)."""
+    try:
+        table = await reader.query_arrow(
+            f"SELECT intermediate_results FROM {state_table} WHERE audit_run_id = :run",
+            {"run": audit_run_id},
+        )
+    except QueryError:
+        return None  # no workflow_state table here: nothing to compare with
+    if not table.num_rows:
+        return None
+    try:
+        state = json.loads(table.column(0)[0].as_py() or "{}")
+    except ValueError:
+        return None
+    return TrailHead.from_state(audit_run_id, state) if isinstance(state, dict) else None
+
+
 async def verify_run(
     reader: Reader,
     audit_run_id: str,
@@ -401,10 +431,25 @@ async def verify_run(
     statement: TrailHead | None = None,
     table: str = "audit_trail",
     heads_table: str = HEADS_TABLE,
+    state_table: str | None = STATE_TABLE,
 ) -> TrailVerification:
-    """Verify a stored run from any process (see `verify_chain` for the checks)."""
+    """Verify a stored run from any process (see `verify_chain` for the checks).
+
+    The run's heads, and the head kept in its workflow state (unless ``state_table`` is
+    None), are checked along with ``statement``.
+    """
     rows, heads = await read_run(reader, audit_run_id, table=table, heads_table=heads_table)
-    return verify_chain(rows, heads, key=key, expected_rows=expected_rows, statement=statement)
+    state_head = None
+    if state_table is not None:
+        state_head = await read_state_head(reader, audit_run_id, state_table=state_table)
+    return verify_chain(
+        rows,
+        heads,
+        key=key,
+        expected_rows=expected_rows,
+        statement=statement,
+        state_head=state_head,
+    )
 
 
 class Trace:
