@@ -70,6 +70,7 @@ _FRAMING_TOKENS_PER_MESSAGE = 8
 # The longest server-requested wait honoured by default (the openai SDK's figure).
 DEFAULT_MAX_RETRY_AFTER_S = 120.0
 _OVERLOAD_STATUS = frozenset({429, 503})
+_ZERO = Decimal(0)
 
 
 class LLMClientOptions(TypedDict, total=False):
@@ -99,7 +100,7 @@ class LLMClientOptions(TypedDict, total=False):
     cache_nonzero_temperature: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class _Billed:
     """One settled attempt: its body and what the ledger charged for it."""
 
@@ -442,7 +443,6 @@ class AsyncLLMClient(AsyncLifecycle):
             n_messages=len(messages),
             max_tokens=bound,
             stream=stream,
-            secrets=_message_texts(messages),
         )
 
     async def complete(
@@ -488,26 +488,15 @@ class AsyncLLMClient(AsyncLifecycle):
 
     async def _send(self, req: Request) -> LLMResponse:
         started = time.perf_counter()
-        tried = [0]
-
-        def attempt(number: int) -> Any:
-            tried[0] = number
-            return self._attempt(req, number)
-
+        # The call's deadline: every attempt ends by it, and the policy sleeps past it never.
+        deadline = asyncio.get_running_loop().time() + self.total_timeout_s
         try:
-            try:
-                async with asyncio.timeout(self.total_timeout_s):
-                    billed: _Billed = await self._policy.call(
-                        attempt, client="llm", classify=retry_verdict, metrics=self._metrics
-                    )
-            except TimeoutError:
-                raise LLMTimeoutError(
-                    f"LLM call on {req.model!r} ran past its total deadline "
-                    f"({self.total_timeout_s:g} s, {tried[0]} attempts)",
-                    model=req.model,
-                    attempts=tried[0],
-                    transient=True,
-                ) from None
+            billed: _Billed = await self._policy.call(
+                lambda number: self._attempt(req, number, deadline),
+                client="llm",
+                classify=retry_verdict,
+                metrics=self._metrics,
+            )
         except LLMError as exc:
             await self._failed(req, exc, started)
             raise
@@ -652,25 +641,24 @@ class AsyncLLMClient(AsyncLifecycle):
             self._metrics.llm_requests.labels(req.model, "-", "budget_exceeded").inc()
             raise
 
-    async def _attempt(self, req: Request, attempt: int) -> _Billed:
+    async def _attempt(self, req: Request, attempt: int, deadline: float) -> _Billed:
         """One attempt under its own reservation, concurrency slot and deadline."""
         reservation = self._reserve(req)
         try:
-            ticket = await self.limiter.acquire()
+            ticket = self.limiter.try_acquire()
+            if ticket is None:
+                ticket = await self._wait_for_slot(req, attempt, deadline)
             outcome: Outcome = "other"
             retry_after: float | None = None
             self._metrics.llm_in_flight.inc()
             try:
-                async with asyncio.timeout(self.timeout_s):
+                when = min(asyncio.get_running_loop().time() + self.timeout_s, deadline)
+                async with asyncio.timeout_at(when):
                     billed = await self._exchange(req, reservation, attempt)
                 outcome = "ok"
                 return billed
             except TimeoutError:
-                raise LLMTimeoutError(
-                    f"no complete answer from the LLM endpoint within {self.timeout_s:g} s",
-                    model=req.model,
-                    transient=True,
-                ) from None
+                raise self._timeout(req, attempt, total=when == deadline) from None
             except LLMError as exc:
                 if exc.status_code in _OVERLOAD_STATUS:
                     outcome, retry_after = "overload", exc.retry_after_s
@@ -680,6 +668,28 @@ class AsyncLLMClient(AsyncLifecycle):
                 self.limiter.release(ticket, outcome, retry_after)
         finally:
             self.costs.release(reservation)  # a no-op once the attempt was charged
+
+    async def _wait_for_slot(self, req: Request, attempt: int, deadline: float) -> int:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.limiter.acquire()
+        except TimeoutError:
+            raise self._timeout(req, attempt, total=True) from None
+
+    def _timeout(self, req: Request, attempt: int, *, total: bool) -> LLMTimeoutError:
+        if total:  # the call's deadline: not retried
+            return LLMTimeoutError(
+                f"LLM call on {req.model!r} ran past its total deadline "
+                f"({self.total_timeout_s:g} s, {attempt} attempts)",
+                model=req.model,
+                attempts=attempt,
+                transient=False,
+            )
+        return LLMTimeoutError(
+            f"no complete answer from the LLM endpoint within {self.timeout_s:g} s",
+            model=req.model,
+            transient=True,
+        )
 
     async def _exchange(
         self, req: Request, reservation: Reservation | None, attempt: int
@@ -724,7 +734,7 @@ class AsyncLLMClient(AsyncLifecycle):
             body: Any = json.loads(resp.content)
         except ValueError:
             body = None
-        redact = Redactor(self._api_key, req.secrets)
+        redact = Redactor(self._api_key, _message_texts(req.body["messages"]))
         return status_error(
             resp.status_code,
             body,
@@ -787,10 +797,9 @@ class AsyncLLMClient(AsyncLifecycle):
         tok_out.inc(completion)
         if cost:
             cost_counter.inc(float(cost))
-        remaining = self.costs.remaining_usd
-        if remaining is not None:
-            self._metrics.llm_budget_remaining.set(float(remaining))
-        return cost if cost is not None else Decimal(0)
+        if self.costs.budget_usd is not None:
+            self._metrics.llm_budget_remaining.set(float(self.costs.remaining_usd or 0))
+        return cost if cost is not None else _ZERO
 
     def _price(self, req: Request, body: Mapping[str, Any], usage: Usage) -> Decimal | None:
         price = self._prices.get(req.model) or self._prices.get(str(body.get("model") or ""))
@@ -877,7 +886,7 @@ class AsyncLLMClient(AsyncLifecycle):
         return None
 
     def _embedded(self, req: Request, error: Any, request_id: str | None) -> LLMError:
-        redact = Redactor(self._api_key, req.secrets)
+        redact = Redactor(self._api_key, _message_texts(req.body["messages"]))
         return embedded_error(error, model=req.model, redact=redact, request_id=request_id)
 
     # conveniences ------------------------------------------------------------------

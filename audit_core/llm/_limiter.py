@@ -54,6 +54,14 @@ class ConcurrencyLimiter:
     def _cap(self) -> int:
         return max(1, int(self.limit))
 
+    def try_acquire(self) -> int | None:
+        """A slot at once (its ticket), or None when the caller must wait in `acquire`."""
+        free = self.in_flight < self._cap() and not self._waiters
+        if free and self._not_before <= self._clock():
+            self.in_flight += 1
+            return self._epoch
+        return None
+
     async def acquire(self) -> int:
         """Wait for a slot (and past any server-requested pause); returns a ticket."""
         if self.in_flight < self._cap() and not self._waiters:

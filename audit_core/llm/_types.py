@@ -60,8 +60,7 @@ class Request:
     """One prepared chat request: what every attempt sends, and what settles its cost.
 
     ``payload`` is the encoded ``body``; ``max_tokens`` is the completion bound that the
-    budget reservation assumes (and that ``body`` carries when a budget is set);
-    ``secrets`` are the values removed from any error message (the key, the messages).
+    budget reservation assumes (and that ``body`` carries when a budget is set).
     """
 
     body: Mapping[str, Any]
@@ -71,4 +70,3 @@ class Request:
     n_messages: int
     max_tokens: int | None
     stream: bool
-    secrets: tuple[str, ...] = field(repr=False)
