@@ -453,3 +453,39 @@ async def test_bad_arguments_are_config_errors(llm: AsyncLLMClient) -> None:
         AsyncLLMClient(KEY, max_concurrency=0)
     with pytest.raises(ConfigError):
         AsyncLLMClient(KEY, budget_usd=-5)
+
+
+# --- structure -------------------------------------------------------------------------
+
+
+def test_retry_decisions_read_public_attributes() -> None:
+    """The classifier reads .transient and .retry_after_s, nothing private."""
+    from audit_core.llm._errors_map import retry_verdict
+
+    verdict = retry_verdict(
+        LLMRateLimitError("x", status_code=429, transient=True, retry_after_s=3)
+    )
+    assert verdict is not None
+    assert (verdict.reason, verdict.retry_after_s) == ("status_429", 3)
+    assert retry_verdict(LLMError("x", status_code=400)) is None
+    assert retry_verdict(ValueError("not ours")) is None
+
+
+def test_from_settings_takes_typed_overrides() -> None:
+    """Settings fill the defaults; keyword overrides win (api_key included)."""
+    from audit_core import Settings
+
+    settings = Settings.from_env({"OPENROUTER_API_KEY": "env-key", "AUDIT_LLM_BUDGET_USD": "2"})
+    llm = AsyncLLMClient.from_settings(settings, max_concurrency=3, api_key="override-key")
+    assert llm.max_concurrency == 3
+    assert llm.costs.budget_usd == Decimal(2)
+    assert llm._api_key == "override-key"
+
+
+async def test_unclosed_used_client_warns(router: respx.Router) -> None:
+    """A client that owns its connections, was used and is dropped unclosed warns."""
+    mock_chat_completion(router, BASE, ok())
+    llm = AsyncLLMClient(KEY, base_url=BASE, transport=httpx.MockTransport(router.async_handler))
+    await llm.complete("x")
+    with pytest.warns(ResourceWarning, match="unclosed AsyncLLMClient"):
+        del llm
