@@ -251,3 +251,18 @@ async def test_a_run_resumes_only_with_the_key_it_was_written_with(wh: Databrick
         await plain.record("a", "t")
     with pytest.raises(AuditTrailError, match="is not keyed"):
         await AuditTrail(wh, "run-plain", key="k1").record("a", "t")
+
+
+async def test_raise_for_tampering_names_the_run_and_row(wh: DatabricksClient) -> None:
+    """For callers who want an exception: TrailVerificationError with run id and sequence."""
+    from audit_core.errors import TrailVerificationError
+
+    async with AuditTrail(wh, "run-x") as trail:
+        for i in range(3):
+            await trail.record("a", "t", output_summary=str(i))
+        await trail.complete()
+    (await trail.verify()).raise_for_tampering()  # intact: nothing raised
+    await wh.execute("UPDATE audit_trail SET output_summary = 'x' WHERE log_sequence_number = 2")
+    with pytest.raises(TrailVerificationError, match="row 2 was altered") as caught:
+        (await trail.verify()).raise_for_tampering()
+    assert (caught.value.run_id, caught.value.sequence) == ("run-x", 2)

@@ -224,10 +224,20 @@ class TrailVerification:
     keyed: bool = False
     unkeyed_only: bool = False
     head_rows: int | None = None
+    audit_run_id: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def raise_for_tampering(self) -> None:
+        """`TrailVerificationError` (with ``run_id`` and ``sequence``) when tampered."""
+        if self.status == "tampered":
+            raise TrailVerificationError(
+                f"audit trail of run {self.audit_run_id!r} failed verification: {self.problem}",
+                run_id=self.audit_run_id,
+                sequence=self.first_bad_sequence,
+            )
 
     @property
     def intact(self) -> bool:

@@ -22,6 +22,7 @@ import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -442,7 +443,7 @@ async def verify_run(
     state_head = None
     if state_table is not None:
         state_head = await read_state_head(reader, audit_run_id, state_table=state_table)
-    return verify_chain(
+    result = verify_chain(
         rows,
         heads,
         key=key,
@@ -450,6 +451,7 @@ async def verify_run(
         statement=statement,
         state_head=state_head,
     )
+    return replace(result, audit_run_id=audit_run_id)
 
 
 class Trace:
