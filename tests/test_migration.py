@@ -339,6 +339,22 @@ async def test_ensure_schema_migrates_a_v1_results_file(tmp_path: Path) -> None:
         assert result.ok, result.problem
 
 
+async def test_a_migrated_run_completes_without_new_entries(tmp_path: Path) -> None:
+    """The final head of a resumed version-1 run names the algorithm its last row has."""
+    path = tmp_path / "audit.duckdb"
+    con = duckdb.connect(str(path))
+    seed_v1(con.cursor(), "duckdb", "?")
+    con.close()
+    async with DatabricksClient.local(
+        database=str(path), load_fixtures=False, registry=CollectorRegistry()
+    ) as wh:
+        await ensure_schema(wh)
+        head = await AuditTrail(wh, "run-b").complete()
+        assert (head.rows, head.hash_algorithm, head.completed) == (3, "sha256-v1", True)
+        result = await verify_run(wh, "run-b")
+        assert result.ok, result.problem
+
+
 # --- PostgreSQL -----------------------------------------------------------------------
 
 

@@ -113,7 +113,8 @@ class AuditTrail(AsyncLifecycle):
         self._buffer: list[dict[str, Any]] = []
         self._next: int | None = None
         self._head = GENESIS
-        self._written = (0, GENESIS)  # (rows, last hash) known to be in the table
+        self._head_algorithm = self.hash_algorithm  # the newest row's (a resumed v1 run's)
+        self._written = (0, GENESIS, self.hash_algorithm)  # the newest row in the table
         self._head_due = False  # rows written that no head covers yet
         self._completed = False
         self._load_lock = asyncio.Lock()
@@ -152,7 +153,7 @@ class AuditTrail(AsyncLifecycle):
             audit_run_id=self.audit_run_id,
             rows=rows,
             last_hash=self._head,
-            hash_algorithm=self.hash_algorithm,
+            hash_algorithm=self._head_algorithm,
             completed=self._completed,
         )
 
@@ -191,7 +192,8 @@ class AuditTrail(AsyncLifecycle):
                 )
             rows = int(last["log_sequence_number"])
             self._next, self._head = rows + 1, str(last["entry_hash"])
-            self._written = (rows, self._head)
+            self._head_algorithm = str(last["hash_algorithm"])
+            self._written = (rows, self._head, self._head_algorithm)
 
     def _check_resumable(self, last: Mapping[str, Any]) -> None:
         """Refuse to extend a chain this writer's key (or lack of one) cannot continue."""
@@ -270,6 +272,7 @@ class AuditTrail(AsyncLifecycle):
             "prev_hash": self._head,
         }
         row["entry_hash"] = self._head = entry_hash(row, self._head, self._key)
+        self._head_algorithm = self.hash_algorithm
         self._buffer.append(row)
         if len(self._buffer) >= self.batch_size:
             await self.flush()
@@ -291,21 +294,25 @@ class AuditTrail(AsyncLifecycle):
                     self._buffer[:0] = rows  # keep them, in order, for the next flush
                     raise
                 last = rows[-1]
-                self._written = (int(last["log_sequence_number"]), str(last["entry_hash"]))
+                self._written = (
+                    int(last["log_sequence_number"]),
+                    str(last["entry_hash"]),
+                    str(last["hash_algorithm"]),
+                )
                 self._head_due = True
             if self._head_due:
                 await self._append_head(completed=False)
             return len(rows)
 
     async def _append_head(self, *, completed: bool) -> None:
-        rows, last_hash = self._written
+        rows, last_hash, algorithm = self._written
         await self.warehouse.execute(
             self._insert_head,
             {
                 "audit_run_id": self.audit_run_id,
                 "row_count": rows,
                 "last_hash": last_hash,
-                "hash_algorithm": self.hash_algorithm,
+                "hash_algorithm": algorithm,
                 "completed": completed,
                 "recorded_at": datetime.fromtimestamp(self._now(), UTC),
             },
