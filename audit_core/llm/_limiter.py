@@ -1,8 +1,9 @@
 """The client's concurrency limit: a fixed cap, or AIMD that follows the provider's rate.
 
-Providers answer bursts with 429 (or 503). With ``adaptive=True`` the limit halves on
-such an answer (once per round of requests sent under the old limit, as TCP does), grows
-by one per limit's worth of successes, and never exceeds ``max_concurrency``; a server's
+Providers answer bursts with 429 (or 503). With ``adaptive=True`` the limit shrinks by
+30% on such an answer (once per round of requests sent under the old limit, as TCP
+does), grows by one per limit's worth of successes (a quarter of that near the limit
+where the provider last pushed back), and never exceeds ``max_concurrency``; a server's
 ``Retry-After`` also pauses every new attempt of the client until it has passed, since
 the rate limit is shared by all of them. One limiter per client, shared by all its calls
 and batches. With ``adaptive=False`` it is a plain semaphore of ``max_concurrency``.
@@ -20,7 +21,6 @@ __all__ = ["ConcurrencyLimiter", "Outcome"]
 
 Outcome = Literal["ok", "overload", "other"]
 _DECREASE = 0.7
-_MAX_GAP_S = 0.1
 # Growth per limit's worth of successes: one, but only a quarter near the limit at which
 # the provider last pushed back (each probe past it costs a 429 or two).
 _STEP_NEAR_CEILING = 0.25
@@ -47,7 +47,6 @@ class ConcurrencyLimiter:
         self._sleep = sleep
         self._epoch = 0
         self._not_before = 0.0
-        self._gap = 0.0
         self._ceiling = float("inf")
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -77,12 +76,8 @@ class ConcurrencyLimiter:
                 else:
                     self._waiters.remove(waiter)
                 raise
-        now = self._clock()
-        if self._not_before > now:
-            # Paused by a Retry-After: leave one at a time, a server-named gap apart,
-            # rather than as one burst when the pause ends.
-            pause = self._not_before - now
-            self._not_before += self._gap
+        pause = self._not_before - self._clock()
+        if pause > 0:
             try:
                 await self._sleep(pause)
             except asyncio.CancelledError:
@@ -100,7 +95,6 @@ class ConcurrencyLimiter:
                     self._epoch += 1
                     self.decreases += 1
                 if retry_after_s:
-                    self._gap = min(retry_after_s, _MAX_GAP_S)
                     self._not_before = max(self._not_before, self._clock() + retry_after_s)
             elif outcome == "ok" and self.limit < self.max_concurrency:
                 step = _STEP_NEAR_CEILING if self.limit > _NEAR * self._ceiling else 1.0

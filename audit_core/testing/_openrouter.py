@@ -185,7 +185,7 @@ def mock_chat_completion(router: Any, base_url: str, *responses: Any) -> Any:
     return router.post(f"{base_url.rstrip('/')}/chat/completions").mock(side_effect=side_effect)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServerStats:
     """What the fake server saw."""
 
