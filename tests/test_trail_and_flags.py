@@ -266,3 +266,19 @@ async def test_raise_for_tampering_names_the_run_and_row(wh: DatabricksClient) -
     with pytest.raises(TrailVerificationError, match="row 2 was altered") as caught:
         (await trail.verify()).raise_for_tampering()
     assert (caught.value.run_id, caught.value.sequence) == ("run-x", 2)
+
+
+async def test_nothing_lands_after_the_final_head(wh: DatabricksClient) -> None:
+    """A record() racing complete() is refused, so the completed run verifies."""
+    trail = AuditTrail(wh, "run-race", batch_size=100)
+    await trail.record("a", "t")
+    completing = asyncio.create_task(trail.complete())
+    await asyncio.sleep(0)  # complete() is now writing the last batch
+    with pytest.raises(AuditTrailError, match="completed"):
+        await trail.record("a", "late")
+    await completing
+    with pytest.raises(AuditTrailError, match="completed"):
+        await trail.record("a", "later")
+    result = await trail.verify()
+    assert result.ok, result.problem
+    assert result.rows == 1

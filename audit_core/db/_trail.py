@@ -117,6 +117,7 @@ class AuditTrail(AsyncLifecycle):
         self._written = (0, GENESIS, self.hash_algorithm)  # the newest row in the table
         self._head_due = False  # rows written that no head covers yet
         self._completed = False
+        self._completing = False
         self._load_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._insert = (
@@ -232,8 +233,7 @@ class AuditTrail(AsyncLifecycle):
         ``error`` is the version-1 spelling of ``error_message``.
         """
         self._check_open()
-        if self._completed:
-            raise AuditTrailError("the run is completed; its trail takes no more entries")
+        self._check_not_completed()
         if not agent_name or not tool_called:
             raise AuditTrailError("agent_name and tool_called must be non-empty")
         for name, number in (
@@ -249,6 +249,7 @@ class AuditTrail(AsyncLifecycle):
             raise AuditTrailError(f"trail data is not JSON-serialisable: {exc}") from None
         if self._next is None:
             await self._load_head()
+            self._check_not_completed()  # complete() may have begun while the head loaded
         assert self._next is not None
         # From here to the append nothing awaits: numbering and chaining are atomic.
         sequence = self._next
@@ -324,13 +325,26 @@ class AuditTrail(AsyncLifecycle):
 
         Safe to call twice. Returns the final head (publish it with `head_statement`).
         """
-        if not self._completed:
-            if self._next is None:
-                await self._load_head()
+        if self._completed:
+            return self.head
+        if self._next is None:
+            await self._load_head()
+        self._completing = True  # from here on, record() refuses: nothing lands after the head
+        try:
             await self.flush()
             await self._append_head(completed=True)
-            self._completed = True
+        except BaseException:
+            self._completing = False
+            raise
+        self._completed = True
         return self.head
+
+    def _check_not_completed(self) -> None:
+        if self._completed or self._completing:
+            raise AuditTrailError(
+                f"run {self.audit_run_id!r} is completed; its trail takes no more entries",
+                run_id=self.audit_run_id,
+            )
 
     async def verify(
         self, *, expected_rows: int | None = None, statement: TrailHead | None = None
