@@ -173,6 +173,27 @@ class DatabricksClient(AsyncLifecycle):
         return cls(DatabricksBackend(connect, host=host or "<injected>"), **options)
 
     @classmethod
+    def spark(
+        cls,
+        remote: str | None = None,
+        *,
+        fixtures_dir: str | Path | None = None,
+        load_fixtures: bool | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> DatabricksClient:
+        """Apache Spark, Databricks' own engine: exact Databricks SQL semantics.
+
+        ``remote=None`` runs Spark in-process (needs the ``spark`` extra and Java) over the
+        same tables as `local`; ``remote="sc://host:15002"`` uses a Spark Connect server
+        and the tables it has. ``load_fixtures`` defaults to true locally, false remotely.
+        """
+        from audit_core.warehouse._spark import spark_backend
+
+        path = Path(fixtures_dir).expanduser() if fixtures_dir is not None else None
+        backend = spark_backend(remote, fixtures_dir=path, load_fixtures=load_fixtures)
+        return cls(backend, **options)
+
+    @classmethod
     def from_settings(
         cls,
         settings: Settings | None = None,

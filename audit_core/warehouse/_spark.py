@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import tempfile
 import threading
 import warnings
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from audit_core._logging import get_logger
-from audit_core.errors import ConfigError, QueryError
-from audit_core.fixtures import SUFFIXES, TableSpec, default_dir, load_manifest
-from audit_core.retry import Transient
+from audit_core.errors import ConfigError, DatabricksConnectionError, QueryError
+from audit_core.fixtures import default_dir
 
 _log = get_logger("audit_core.warehouse")
 
@@ -119,98 +116,103 @@ def connect_session(url: str) -> Any:
 # fixtures ---------------------------------------------------------------------------
 
 
-def _converter(declared: str) -> Any:
-    kind = declared.strip().upper().split("(", 1)[0]
-    if kind == "DECIMAL":
-        return Decimal
-    if kind == "TIMESTAMP":
-        return lambda v: datetime.fromisoformat(v) if isinstance(v, str) else v
-    if kind == "DATE":
-        return lambda v: date.fromisoformat(v[:10]) if isinstance(v, str) else v
-    if kind in ("INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT"):
-        return int
-    if kind in ("DOUBLE", "FLOAT"):
-        return float
-    if kind == "STRING":
-        return lambda v: v if isinstance(v, str) else json.dumps(v)
-    return lambda v: v
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_table(path).to_pylist())
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".ndjson":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    rows = json.loads(text)
-    if not isinstance(rows, list):
-        raise ConfigError(f"fixture {path} is not a JSON array of objects")
-    return rows
-
-
 def load_fixtures(spark: Any, fixtures_dir: Path | None = None) -> dict[str, int]:
-    """Create each manifest table in Spark with its declared types; row count by table."""
-    directory = fixtures_dir or default_dir()
-    loaded: dict[str, int] = {}
-    for spec in load_manifest(directory).values():
-        path = next((p for s in SUFFIXES if (p := directory / f"{spec.file}{s}").is_file()), None)
-        if path is None:
-            continue
-        loaded[spec.name] = _create_table(spark, spec, _read_rows(path))
-    if not loaded:
-        raise ConfigError(f"no fixture files in {directory}")
-    _log.info("audit_core.warehouse.fixtures_loaded", path=str(directory), tables=loaded)
+    """Create in Spark the tables the local backend builds from ``fixtures_dir``.
+
+    The rows travel as Arrow from the local loader itself, so both engines hold the same
+    values with the same types by construction (DECIMAL(18,2) stays DECIMAL(18,2), a
+    TIMESTAMP stays a TIMESTAMP, a code like ``"4816"`` stays a STRING).
+    """
+    from audit_core.warehouse._local import LocalBackend
+
+    local = LocalBackend(fixtures_dir or default_dir())
+    conn = local.connect()
+    try:
+        loaded = {}
+        for name in sorted(local.tables):
+            table = conn.sql("SELECT * FROM " + _quoted(name, '"')).to_arrow_table()
+            if "." in name:
+                spark.sql(f"CREATE DATABASE IF NOT EXISTS `{name.split('.')[0]}`")
+            frame = spark.createDataFrame(table)
+            frame.write.mode("overwrite").saveAsTable(_quoted(name, "`"))
+            loaded[name] = table.num_rows
+    finally:
+        conn.close()
+        local.shutdown()
+    _log.info("audit_core.warehouse.fixtures_loaded", path=str(local.fixtures_dir), tables=loaded)
     return loaded
 
 
-def _create_table(spark: Any, spec: TableSpec, rows: list[dict[str, Any]]) -> int:
-    convert = {col: _converter(t) for col, t in spec.columns.items()}
-    values = [
-        tuple(None if (v := row.get(col)) is None else convert[col](v) for col in spec.columns)
-        for row in rows
-    ]
-    schema = ", ".join(f"`{c}` {t}" for c, t in spec.columns.items())
-    if "." in spec.name:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.name.split('.')[0]}`")
-    frame = spark.createDataFrame(values, schema=schema)
-    frame.write.mode("overwrite").saveAsTable(_quoted(spec.name))
-    return len(values)
-
-
-def _quoted(name: str) -> str:
-    return ".".join(f"`{part}`" for part in name.split("."))
+def _quoted(name: str, quote: str) -> str:
+    return ".".join(f"{quote}{part}{quote}" for part in name.split("."))
 
 
 # the backend ------------------------------------------------------------------------
 
+_TRANSPORT = ("Grpc", "Connection", "Unavailable", "Py4JNetworkError")
+
+
+def spark_backend(
+    remote: str | None = None,
+    *,
+    fixtures_dir: Path | None = None,
+    load_fixtures: bool | None = None,
+    master: str = "local[1]",
+) -> SparkBackend:
+    """Local Spark (``remote=None``) or Spark Connect (``remote="sc://host:port"``).
+
+    A local session loads the fixture tables (``load_fixtures`` defaults to true); a
+    Spark Connect server answers from the tables it has (defaults to false).
+    """
+    if remote is None:
+        load = True if load_fixtures is None else load_fixtures
+        return SparkBackend(
+            lambda: local_session(master=master),
+            fixtures_dir=fixtures_dir,
+            load_fixtures=load,
+            owns_session=None,
+        )
+    url = remote
+    return SparkBackend(
+        lambda: connect_session(url),
+        fixtures_dir=fixtures_dir,
+        load_fixtures=bool(load_fixtures),
+        owns_session=False,
+    )
+
 
 class SparkBackend:
-    """Runs Databricks SQL on a SparkSession made on first use by ``session_factory``."""
+    """Runs Databricks SQL on one SparkSession, made on first use by ``session_factory``.
+
+    Every worker thread shares the session (it is thread-safe); each statement runs
+    under a job tag of its own, so cancelling it (``interruptTag``) stops only it.
+    """
 
     name = "spark"
 
     def __init__(
         self,
-        session_factory: Any,
+        session_factory: Callable[[], Any],
         *,
         fixtures_dir: Path | None = None,
         load_fixtures: bool = False,
-        stop_on_shutdown: bool = True,
+        owns_session: bool | None = True,
     ) -> None:
         self._factory = session_factory
         self.fixtures_dir = fixtures_dir
         self.load_fixtures = load_fixtures
-        self.stop_on_shutdown = stop_on_shutdown
+        self.owns_session = owns_session
         self.tables: dict[str, int] = {}
         self._spark: Any = None
         self._lock = threading.Lock()
         self._tags = itertools.count()
 
     def session(self) -> Any:
+        """The SparkSession, started (and loaded with the fixtures) on first use."""
         with self._lock:
             if self._spark is None:
+                if self.owns_session is None:  # a local session another client runs stays up
+                    self.owns_session = _active_session() is None
                 spark = self._factory()
                 if self.load_fixtures:
                     self.tables = load_fixtures(spark, self.fixtures_dir)
@@ -220,73 +222,106 @@ class SparkBackend:
     # connections (called on worker threads) ------------------------------------------
 
     def connect(self) -> Any:
-        return _SparkConn(self.session(), f"audit-core-{next(self._tags)}")
+        try:
+            spark = self.session()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise DatabricksConnectionError(
+                f"cannot start Spark: {type(exc).__name__}", before_send=True
+            ) from None
+        return _SparkConn(spark, f"audit-core-{next(self._tags)}")
 
     def run(
         self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
     ) -> Any:
         spark = conn.spark
-        tag = conn.new_tag()
-        spark.addTag(tag)
+        tag = conn.start()
         try:
+            spark.addTag(tag)
+            conn.interruptible()
             frame = spark.sql(sql, args=dict(params) if params else None)
             if want == "none":
                 frame.collect()
                 return None
             return frame.toArrow()
         except Exception as exc:
-            raise self.map_error(exc, sql) from None
+            raise self.map_error(exc, sql, conn) from None
         finally:
+            conn.finish()
             with contextlib.suppress(Exception):
                 spark.removeTag(tag)
 
     def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
-        for row in rows:  # Spark has no transactions: each row is its own statement
+        for row in rows:  # Spark SQL has no multi-statement transactions
             self.run(conn, sql, row, "none")
 
     def cancel(self, conn: Any) -> None:
-        if conn.tag is not None:
-            conn.spark.interruptTag(conn.tag)
+        tag = conn.tag
+        if tag is not None:
+            conn.cancelled = True
+            conn.spark.interruptTag(tag)
 
     def close(self, conn: Any) -> None:
         conn.tag = None
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._spark is not None and self.stop_on_shutdown:
+            if self._spark is not None and self.owns_session:
                 with contextlib.suppress(Exception):
                     self._spark.stop()
             self._spark = None
 
     # errors --------------------------------------------------------------------------
 
-    def classify(self, exc: BaseException) -> Transient | None:
-        return None  # Spark's own client retries its transport; SQL errors are final
-
     @staticmethod
-    def map_error(exc: Exception, sql: str) -> Exception:
-        if isinstance(exc, QueryError):
+    def map_error(exc: Exception, sql: str, conn: Any = None) -> Exception:
+        """A `QueryError` naming Spark's error class; transport failures are transient."""
+        if isinstance(exc, (QueryError, DatabricksConnectionError)):
             return exc
+        names = {klass.__name__ for klass in type(exc).__mro__}
         condition = None
         with contextlib.suppress(Exception):
             condition = exc.getCondition()  # type: ignore[attr-defined]
         message = str(exc).strip().split("\n", 1)[0]
-        if (condition and "INTERRUPTED" in condition) or "cancel" in message.lower():
+        if conn is not None and conn.cancelled:
             return QueryError("query was cancelled", sql=sql)
+        if condition is None and any(t in n for n in names for t in _TRANSPORT):
+            return DatabricksConnectionError(f"Spark is unreachable: {message}", sql=sql)
         return QueryError(f"{condition or type(exc).__name__}: {message}", sql=sql)
 
 
-class _SparkConn:
-    """A worker thread's handle: the shared session and the tag of its current statement."""
+def _active_session() -> Any:
+    """The process's running SparkContext, if any (getActiveSession is per thread)."""
+    _import_pyspark()
+    import pyspark
 
-    __slots__ = ("prefix", "seq", "spark", "tag")
+    return getattr(pyspark.SparkContext, "_active_spark_context", None)
+
+
+class _SparkConn:
+    """A worker thread's handle: the shared session and its statement's tag."""
+
+    __slots__ = ("cancelled", "prefix", "seq", "spark", "tag")
 
     def __init__(self, spark: Any, prefix: str) -> None:
         self.spark = spark
         self.prefix = prefix
         self.seq = itertools.count()
         self.tag: str | None = None
+        self.cancelled = False
 
-    def new_tag(self) -> str:
+    def start(self) -> str:
+        self.cancelled = False
         self.tag = f"{self.prefix}-{next(self.seq)}"
         return self.tag
+
+    def finish(self) -> None:
+        self.tag = None
+
+    def interruptible(self) -> None:
+        """Let a cancel kill the running tasks, not only stop scheduling new ones."""
+        context = getattr(self.spark, "sparkContext", None)  # absent on Spark Connect
+        if context is not None:
+            with contextlib.suppress(Exception):
+                context.setInterruptOnCancel(True)

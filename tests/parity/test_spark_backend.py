@@ -1,0 +1,67 @@
+"""`DatabricksClient.spark()`: the parity reference is also a backend with the same facade."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from audit_core import ConfigError, DatabricksClient, QueryError, QueryTimeoutError
+
+SQL = (
+    "SELECT card_id, sum(amount) AS total, avg(amount) AS mean FROM gold.recent_transactions "
+    "WHERE amount > :min GROUP BY card_id ORDER BY card_id"
+)
+
+
+def _client() -> DatabricksClient:
+    # The session fixture already started Spark and loaded the tables: reuse both.
+    return DatabricksClient.spark(load_fixtures=False, registry=CollectorRegistry())
+
+
+async def test_spark_client_answers_with_spark_types(spark: Any) -> None:
+    """Parameters bind, DECIMAL stays exact, and the answer is Spark's own."""
+    async with _client() as wh:
+        table = await wh.query_arrow(SQL, {"min": 100})
+        frame = await wh.query(SQL, {"min": 100})
+        assert wh.backend == "spark"
+    expected = spark.sql(SQL, args={"min": 100}).toArrow()
+    assert table.to_pylist() == expected.to_pylist()
+    assert str(table.schema.field("mean").type) == "decimal128(22, 6)"
+    assert isinstance(frame["total"][0], Decimal)
+
+
+async def test_spark_client_same_answer_as_local(spark: Any, local_wh: DatabricksClient) -> None:
+    """The local DuckDB backend and the Spark backend agree on an audit-style query."""
+    async with _client() as wh:
+        on_spark = await wh.query_arrow(SQL, {"min": 100})
+    local = await local_wh.query_arrow(SQL, {"min": 100})
+    assert local.to_pylist() == on_spark.to_pylist()
+
+
+async def test_spark_errors_are_query_errors(spark: Any) -> None:
+    """An ANSI error and an unknown table surface as `QueryError` naming Spark's error class."""
+    async with _client() as wh:
+        with pytest.raises(QueryError, match="DIVIDE_BY_ZERO") as info:
+            await wh.query("SELECT 1 / 0 AS x")
+        assert info.value.sql == "SELECT 1 / 0 AS x"
+        with pytest.raises(QueryError, match="TABLE_OR_VIEW_NOT_FOUND"):
+            await wh.query("SELECT * FROM gold.nope")
+
+
+async def test_timeout_cancels_the_spark_job(spark: Any) -> None:
+    """A query past its timeout is cancelled on Spark; the client keeps working."""
+    async with _client() as wh:
+        with pytest.raises(QueryTimeoutError):
+            await wh.query("SELECT count(*) FROM range(0, 100000000000) a", timeout_s=1.0)
+        table = await wh.query_arrow("SELECT 1 AS ok")
+    assert table.to_pylist() == [{"ok": 1}]
+
+
+async def test_spark_connect_needs_an_sc_url(spark: Any) -> None:
+    """A remote that is not ``sc://host:port`` is a `ConfigError`, not a hang."""
+    async with DatabricksClient.spark("http://localhost:15002") as wh:
+        with pytest.raises(ConfigError, match="sc://"):
+            await wh.query("SELECT 1")
