@@ -152,12 +152,12 @@ def schema_of(conn: Any, tables: frozenset[str] | None = None) -> Schema:
         + "ORDER BY 1, column_index",
         None if names is None else {"names": names},
     ).fetchall()
-    tables: dict[str, list[tuple[str, str]]] = {}
+    columns: dict[str, list[tuple[str, str]]] = {}
     for table, column, duck in rows:
-        tables.setdefault(str(table).lower(), []).append(
+        columns.setdefault(str(table).lower(), []).append(
             (str(column).lower(), _spark_of_duckdb(str(duck)))
         )
-    return tuple((t, tuple(cols)) for t, cols in tables.items())
+    return tuple((t, tuple(cols)) for t, cols in columns.items())
 
 
 @lru_cache(maxsize=256)
