@@ -8,9 +8,10 @@ from typing import Any
 
 from hypothesis import given, settings, strategies as st
 
+from audit_core.errors import LLMResponseError
 from audit_core.llm import BUILTIN_PRICES, CostLedger, ModelPrice, calculate_cost
 from audit_core.llm._errors_map import Redactor
-from audit_core.llm._usage import InvalidUsage, parse_usage
+from audit_core.llm._usage import parse_usage
 
 MILLION = Decimal(1_000_000)
 prices = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False, allow_infinity=False)
@@ -109,10 +110,10 @@ usage_like = (
 @given(usage_like)
 def test_usage_is_valid_or_rejected_never_anything_else(raw: Any) -> None:
     """Whatever the endpoint sends as usage: counts that are non-negative integers and a
-    finite non-negative cost, or InvalidUsage (never another exception, never NaN)."""
+    finite non-negative cost, or LLMResponseError (never another exception, never NaN)."""
     try:
         usage, cost = parse_usage(raw)
-    except InvalidUsage:
+    except LLMResponseError:
         return
     for n in (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens):
         assert isinstance(n, int)

@@ -51,7 +51,7 @@ from audit_core.llm._limiter import ConcurrencyLimiter, Outcome
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_models_listing
 from audit_core.llm._stream import assemble_stream
 from audit_core.llm._types import CostSource, LLMResponse, Message, Prompt, Request, Tier, Usage
-from audit_core.llm._usage import InvalidUsage, parse_usage
+from audit_core.llm._usage import parse_usage
 from audit_core.metrics import get_metrics
 from audit_core.retry import RetryPolicy
 
@@ -723,7 +723,7 @@ class AsyncLLMClient(AsyncLifecycle):
                 raise self._status_error(req, resp, request_id)
             try:
                 body = await assemble_stream(resp.aiter_lines())
-            except ValueError:
+            except (ValueError, LLMResponseError):
                 raise self._unverified(req, reservation, "an invalid stream", request_id) from None
         finally:
             await resp.aclose()
@@ -830,10 +830,8 @@ class AsyncLLMClient(AsyncLifecycle):
         if body.get("usage") is not None:
             try:
                 usage, reported = parse_usage(body["usage"])
-            except InvalidUsage as exc:
-                raise self._unverified(
-                    req, reservation, f"invalid usage: {exc}", request_id
-                ) from None
+            except LLMResponseError as exc:
+                raise self._unverified(req, reservation, str(exc), request_id) from None
         failure = self._failure(req, body, request_id)
         source: CostSource
         if usage is None:

@@ -14,11 +14,15 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+from audit_core.errors import LLMResponseError
+
 __all__ = ["assemble_stream"]
 
 
 async def assemble_stream(lines: AsyncIterator[str]) -> dict[str, Any]:
-    """One ``chat.completion`` body from the SSE ``lines``; ValueError if a chunk is not JSON.
+    """One ``chat.completion`` body from the SSE ``lines``.
+
+    A chunk that is not JSON raises ValueError, one that is not an object LLMResponseError.
 
     Text deltas are joined; the last ``usage``, ``finish_reason``, ``id`` and ``model``
     win; the first ``error`` (top level or in a choice) is kept and ends the read.
@@ -34,13 +38,13 @@ async def assemble_stream(lines: AsyncIterator[str]) -> dict[str, Any]:
             break
         chunk = json.loads(data, parse_float=Decimal)
         if not isinstance(chunk, dict):
-            raise ValueError("a stream chunk is not a JSON object")
+            raise LLMResponseError("a stream chunk is not a JSON object")
         for key in ("id", "model", "created", "provider", "usage"):
             if chunk.get(key) is not None:
                 body[key] = chunk[key]
         for c in chunk.get("choices") or ():
             if not isinstance(c, dict):
-                raise ValueError("a stream choice is not a JSON object")
+                raise LLMResponseError("a stream choice is not a JSON object")
             delta = c.get("delta")
             if isinstance(delta, dict) and isinstance(delta.get("content"), str):
                 parts.append(delta["content"])

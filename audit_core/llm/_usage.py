@@ -2,8 +2,9 @@
 
 An endpoint's usage is input like any other: token counts must be integers in
 ``[0, 10**8]``, a cost a finite, non-negative number under $1M. Anything else raises
-`InvalidUsage`, which the client turns into `LLMResponseError` after charging the call
-the worst case it reserved (a reply we cannot verify may still have been billed).
+`LLMResponseError`; the client re-raises it with the model and request id after
+charging the call the worst case it reserved (a reply we cannot verify may still have
+been billed).
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from audit_core.errors import LLMResponseError
 from audit_core.llm._types import Usage
 
-__all__ = ["InvalidUsage", "parse_usage"]
+__all__ = ["parse_usage"]
 
 _MAX_TOKENS = 10**8
 _MAX_COST = Decimal(10**6)
 _ZERO = Decimal(0)
 
 
-class InvalidUsage(ValueError):
-    """A usage object that fails validation (the message names the field, not its value)."""
+def _invalid(what: str) -> LLMResponseError:
+    # The message names the field, never its value.
+    return LLMResponseError(f"invalid usage: {what}", status_code=200)
 
 
 def _count(holder: Mapping[str, Any], name: str, default: int = 0) -> int:
@@ -30,13 +33,13 @@ def _count(holder: Mapping[str, Any], name: str, default: int = 0) -> int:
     if value is None:
         return default
     if isinstance(value, bool):
-        raise InvalidUsage(f"usage.{name} is not an integer")
+        raise _invalid(f"usage.{name} is not an integer")
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if not isinstance(value, int):
-        raise InvalidUsage(f"usage.{name} is not an integer")
+        raise _invalid(f"usage.{name} is not an integer")
     if not 0 <= value <= _MAX_TOKENS:
-        raise InvalidUsage(f"usage.{name} is out of range")
+        raise _invalid(f"usage.{name} is out of range")
     return value
 
 
@@ -45,10 +48,10 @@ def _money(holder: Mapping[str, Any], name: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidUsage(f"usage.{name} is not a number")
+        raise _invalid(f"usage.{name} is not a number")
     amount = value if isinstance(value, Decimal) else Decimal(str(value))
     if not amount.is_finite() or amount < 0 or amount > _MAX_COST:
-        raise InvalidUsage(f"usage.{name} is not a finite, non-negative amount")
+        raise _invalid(f"usage.{name} is not a finite, non-negative amount")
     return amount
 
 
@@ -57,7 +60,7 @@ def _details(holder: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidUsage(f"usage.{name} is not an object")
+        raise _invalid(f"usage.{name} is not an object")
     return value
 
 
@@ -69,7 +72,7 @@ def parse_usage(raw: Any) -> tuple[Usage, Decimal | None]:
     upstream provider charged your own key: both are real spend.
     """
     if not isinstance(raw, Mapping):
-        raise InvalidUsage("usage is not an object")
+        raise _invalid("usage is not an object")
     prompt = _count(raw, "prompt_tokens")
     completion = _count(raw, "completion_tokens")
     total = _count(raw, "total_tokens", prompt + completion)
@@ -77,7 +80,7 @@ def parse_usage(raw: Any) -> tuple[Usage, Decimal | None]:
     cached = _count(prompt_details, "cached_tokens")
     written = _count(prompt_details, "cache_write_tokens")
     if cached + written > prompt:
-        raise InvalidUsage("usage reports more cached tokens than prompt tokens")
+        raise _invalid("usage reports more cached tokens than prompt tokens")
     reasoning = _count(_details(raw, "completion_tokens_details"), "reasoning_tokens")
     usage = Usage(
         prompt_tokens=prompt,

@@ -541,7 +541,7 @@ def _dumps(body: Mapping[str, Any]) -> str:
 
     def placeholder(value: Any) -> str:
         if not isinstance(value, Decimal):
-            raise TypeError(type(value).__name__)
+            return str(value)
         exact.append("NaN" if value.is_nan() else format(value, "f"))
         return f"__decimal_{len(exact) - 1}__"
 
