@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from audit_core.errors import QueryError, UnsupportedQueryError
 
@@ -107,18 +107,10 @@ def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -
     try:
         tree = _Rewriter(schema, params).rewrite(statements[0])
         text = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
-    except _Refused as exc:
-        raise UnsupportedQueryError(
-            f"{exc.construct} is not supported locally (it would not answer as "
-            f"Databricks does); run it on Databricks or Spark",
-            sql=sql,
-            construct=exc.construct,
-        ) from None
+    except UnsupportedQueryError as exc:
+        raise _unsupported(exc.construct, sql) from None
     except UnsupportedError as exc:
-        construct = str(exc).split("\n", 1)[0]
-        raise UnsupportedQueryError(
-            f"{construct}: not supported locally", sql=sql, construct=construct
-        ) from None
+        raise _unsupported(str(exc).split("\n", 1)[0], sql) from None
     except SqlglotError as exc:
         raise QueryError(f"SQL cannot run locally: {exc}", sql=sql) from None
     return Prepared(text, frozenset(names))
@@ -321,14 +313,18 @@ def _duck(spark: str) -> Any:
 # the rewriter ------------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    def __init__(self, construct: str) -> None:
-        super().__init__(construct)
-        self.construct = construct
+def _refuse(construct: str) -> NoReturn:
+    """Stop the rewrite: DuckDB cannot answer ``construct`` as Spark does."""
+    raise UnsupportedQueryError(construct, construct=construct)
 
 
-def _refuse(construct: str) -> Any:
-    raise _Refused(construct)
+def _unsupported(construct: str, sql: str) -> UnsupportedQueryError:
+    return UnsupportedQueryError(
+        f"{construct} is not supported locally (DuckDB would not answer as Databricks "
+        "does); run it on Databricks or with DatabricksClient.spark()",
+        sql=sql,
+        construct=construct,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -460,6 +456,8 @@ class _Rewriter:
                 hole.replace(new)
             else:
                 tree = new
+        for select in list(tree.find_all(exp.Select)):
+            _expand_generators(select)
         return tree
 
     def column_type(self, column: Any) -> str | None:
@@ -1929,6 +1927,28 @@ def _map_filter(node: Any, ctx: _Rewriter) -> Any:
     return _fn("map_from_entries", kept)
 
 
+def _str_to_map(node: Any, ctx: _Rewriter) -> Any:
+    """str_to_map(text, pairs=',', key_value=':'): Spark splits on regexes; plain
+    delimiters split the same way. A repeated key is an error on both engines."""
+    from sqlglot import exp
+
+    pair = node.args.get("pair_delim") or _lit(",")
+    key_value = node.args.get("key_value_delim") or _lit(":")
+    for delim in (pair, key_value):
+        if not (isinstance(delim, exp.Literal) and delim.is_string) or re.search(
+            r"[\\^$.|?*+()\[\]{}]", delim.this
+        ):
+            return _refuse("str_to_map() with a regex or non-literal delimiter")
+    return _fill(
+        "map_from_entries(list_transform(string_split(_s, _p), lambda _e: "
+        "{'key': split_part(_e, _k, 1), 'value': CASE WHEN strpos(_e, _k) > 0 "
+        "THEN substr(_e, strpos(_e, _k) + length(_k)) END}))",
+        _s=node.this,
+        _p=pair,
+        _k=key_value,
+    )
+
+
 def _map_contains_key(node: Any, ctx: _Rewriter) -> Any:
     return _fn("map_contains", node.this, node.args.get("key"))
 
@@ -2042,9 +2062,92 @@ def _uuid(node: Any, ctx: _Rewriter) -> Any:
 
 
 def _explode(node: Any, ctx: _Rewriter) -> Any:
-    if (_t(node.this) or "").startswith("map<"):
-        return _refuse("explode() of a map")
+    if (_t(node.this) or "").startswith("map<") and not _projected(ctx.parent):
+        return _refuse("explode() of a map outside the SELECT list")
     return None
+
+
+def _generator(construct: str) -> Rule:
+    """Generators expand into columns of the SELECT list (`_expand_generators`)."""
+
+    def rule(node: Any, ctx: _Rewriter) -> Any:
+        if not _projected(ctx.parent):
+            return _refuse(f"{construct} outside the SELECT list")
+        return None
+
+    return rule
+
+
+def _projected(parent: Any) -> bool:
+    from sqlglot import exp
+
+    if isinstance(parent, (exp.Alias, exp.Aliases)):
+        parent = parent.parent
+    return isinstance(parent, exp.Select)
+
+
+def _expand_generators(select: Any) -> None:
+    """``posexplode(a) AS (pos, val)``, ``explode(map)``, ``json_tuple``, ``inline`` as
+    parallel UNNEST columns, which DuckDB zips row by row as Spark's generators do."""
+    from sqlglot import exp
+
+    items, changed = [], False
+    for item in select.expressions:
+        names: list[str] = []
+        inner = item
+        if isinstance(item, exp.Aliases):
+            names, inner = [i.name for i in item.expressions], item.this
+        elif isinstance(item, exp.Alias):
+            names, inner = [item.alias], item.this
+        columns = _generator_columns(inner, names)
+        if columns is None:
+            items.append(item)
+            continue
+        items.extend(exp.alias_(value, name, quoted=False) for name, value in columns)
+        changed = True
+    if changed:
+        select.set("expressions", items)
+
+
+def _generator_columns(node: Any, names: list[str]) -> list[tuple[str, Any]] | None:
+    from sqlglot import exp
+
+    if isinstance(node, exp.Posexplode):
+        index = _fill("CAST(generate_subscripts(_a, 1) - 1 AS INT)", _a=node.this)
+        values = [index, _fn("unnest", node.this)]
+        return _named(names, ["pos", "col"], values, "posexplode()")
+    if isinstance(node, exp.Explode) and (_t(node.this) or "").startswith("map<"):
+        values = [_fill(f"unnest(map_{part}(_m))", _m=node.this) for part in ("keys", "values")]
+        return _named(names, ["key", "value"], values, "explode(map)")
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "json_tuple":
+        text, *keys = node.expressions
+        if not all(isinstance(k, exp.Literal) and k.is_string for k in keys):
+            return _refuse("json_tuple() with field names that are not literals")
+        values = [
+            _fill(
+                "CASE WHEN json_valid(_s) THEN json_extract_string(_s, _p) END",
+                _s=text,
+                _p=_lit("$." + json.dumps(k.this)),
+            )
+            for k in keys
+        ]
+        return _named(names, [f"c{i}" for i in range(len(keys))], values, "json_tuple()")
+    if isinstance(node, exp.Inline):
+        spark = _t(node.this) or ""
+        fields = re.findall(r"([^<>,:]+):", spark[len("array<struct<") :]) if spark else []
+        if not spark.startswith("array<struct<") or not fields:
+            return _refuse("inline() of a value whose type is not known locally")
+        values = [_fn("struct_extract", _fn("unnest", node.this), _lit(field)) for field in fields]
+        return _named(names, fields, values, "inline()")
+    return None
+
+
+def _named(
+    names: list[str], default: list[str], values: list[Any], construct: str
+) -> list[tuple[str, Any]]:
+    if names and len(names) != len(values):
+        return _refuse(f"{construct} with {len(names)} aliases for {len(values)} columns")
+    return list(zip(names or default, values, strict=True))
 
 
 def _lateral(node: Any, ctx: _Rewriter) -> Any:
@@ -2160,9 +2263,9 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.Uuid: _uuid,
         exp.ApproxDistinct: _refusing("approx_count_distinct()"),
         exp.ArraysZip: _arrays_zip,
-        exp.Inline: _refusing("inline()"),
-        exp.Posexplode: _refusing("posexplode()"),
-        exp.StrToMap: _refusing("str_to_map()"),
+        exp.Inline: _generator("inline()"),
+        exp.Posexplode: _generator("posexplode()"),
+        exp.StrToMap: _str_to_map,
         exp.Soundex: _refusing("soundex()"),
         exp.Nanvl: _nanvl,
         exp.Explode: _explode,
@@ -2197,7 +2300,7 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         "json_array_length": _json_array_length,
         "zeroifnull": _zero_if_null,
         "nullifzero": _null_if_zero,
-        "json_tuple": _refusing("json_tuple()"),
+        "json_tuple": _generator("json_tuple()"),
         "schema_of_json": _refusing("schema_of_json()"),
         "conv": _refusing("conv()"),
         "percentile_with_frequency": _refusing("percentile(x, p, frequency)"),
