@@ -152,7 +152,7 @@ def test_demo_on_embedded_defaults_then_flags_and_trail(cli: Any, tmp_path: Path
     assert flags.returncode == 0, flags.stderr
     lines = flags.stdout.splitlines()
     assert len(lines) == 16
-    assert lines[0].startswith("HIGH")
+    assert lines[0].startswith("CRITICAL HIGH")
     ok = cli("trail", "verify", report["run_id"])
     assert ok.returncode == 0
     assert "hash chain intact" in ok.stdout
@@ -160,11 +160,45 @@ def test_demo_on_embedded_defaults_then_flags_and_trail(cli: Any, tmp_path: Path
     import duckdb
 
     con = duckdb.connect(str(tmp_path / ".audit-core" / "audit.duckdb"))
-    con.execute("UPDATE audit_trail SET output_summary = 'edited' WHERE sequence_number = 2")
+    con.execute("UPDATE audit_trail SET output_summary = 'edited' WHERE log_sequence_number = 2")
     con.close()
     bad = cli("trail", "verify", report["run_id"])
     assert bad.returncode == 1
     assert "FAILED at entry 2" in bad.stdout
+
+
+def test_trail_head_is_published_and_checked_keyed(cli: Any, tmp_path: Path) -> None:
+    """`trail head` prints a signed statement; `verify --head` catches a cut-off tail (1);
+    an interrupted run exits 3, not 0 or 1."""
+    key = {"AUDIT_TRAIL_KEY": "a key kept outside the database"}
+    report = json.loads(cli("demo", "--json", **key).stdout)
+    head = cli("trail", "head", report["run_id"], **key)
+    assert head.returncode == 0, head.stderr
+    statement = json.loads(head.stdout)
+    assert statement["mac"].startswith("hmac-sha256:")
+    (tmp_path / "head.json").write_text(head.stdout)
+    ok = cli("trail", "verify", report["run_id"], "--head", "head.json", **key)
+    assert (ok.returncode, "matches the published head" in ok.stdout) == (0, True)
+    unkeyed = cli("trail", "verify", report["run_id"])
+    assert (unkeyed.returncode, "unkeyed check only" in unkeyed.stdout) == (0, True)
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / ".audit-core" / "audit.duckdb"))
+    last = statement["rows"]
+    con.execute(f"DELETE FROM audit_trail WHERE log_sequence_number = {last}")
+    con.execute("DELETE FROM audit_trail_heads")
+    con.close()
+    cut = cli("trail", "verify", report["run_id"], "--head", "head.json", **key)
+    assert cut.returncode == 1
+    assert f"FAILED at entry {last}: truncated" in cut.stdout
+    stopped = cli("demo", "--json", "--out", "r", "--stop-after", "checks")
+    assert stopped.returncode == 130
+    con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
+    run_id = con.execute("SELECT audit_run_id FROM workflow_state").fetchone()[0]  # type: ignore[index]
+    con.close()
+    never = cli("trail", "verify", run_id, "--out", "r")
+    assert never.returncode == 3
+    assert "never completed" in never.stdout
 
 
 def test_human_report_reads_well(cli: Any) -> None:
@@ -191,11 +225,11 @@ def test_interrupt_after_checks_then_resume_matches_uninterrupted(cli: Any, tmp_
 
     con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
     run_id, status, step = con.execute(
-        "SELECT run_id, status, current_step FROM workflow_state"
+        "SELECT audit_run_id, workflow_status, current_agent FROM workflow_state"
     ).fetchone()  # type: ignore[misc]
     flags_before = con.execute("SELECT count(*) FROM flags").fetchone()
     con.close()
-    assert (status, step) == ("running", "checks")
+    assert (status, step) == ("in_progress", "checks")
     assert flags_before == (11,)  # every SQL rule's flags, no LLM-stage flags yet
 
     resumed = cli("demo", "--json", "--out", "r", "--resume", run_id)
@@ -244,7 +278,7 @@ async def test_demo_with_an_llm_endpoint(cli: Any) -> None:
     assert report["llm_costs"]["calls"] == 1
     assert "classified 5 items" in report["llm_note"]
     assert report["flags_by_severity"].get("INFO", 0) == 0
-    assert report["flags_by_severity"]["HIGH"] >= 5 + 1  # TXN002 'Unknown Vendor LLC' now HIGH
+    assert report["flags_by_risk"]["HIGH"] >= 5 + 1  # TXN002 'Unknown Vendor LLC' now HIGH
     assert "sk-test-secret" not in out.stdout + out.stderr
 
 

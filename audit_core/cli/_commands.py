@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from audit_core._settings import Settings
@@ -132,6 +131,11 @@ async def query(args: argparse.Namespace, settings: Settings) -> int:
 async def init_db(args: argparse.Namespace, settings: Settings) -> int:
     from audit_core.db.schemas import create_all_tables, ddl, ensure_schema
 
+    if args.migrate:
+        from audit_core.db import migration_statements
+
+        print(";\n\n".join(migration_statements(args.dialect)) + ";")
+        return 0
     statements = ddl(args.dialect)
     if not args.apply:
         print(";\n\n".join(statements) + ";")
@@ -167,47 +171,27 @@ async def init_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _results(out: Path) -> Any:
-    from audit_core.warehouse import DatabricksClient
-
-    path = out / "audit.duckdb"
-    if not path.is_file():
-        raise ConfigError(f"no results database at {path}; run `audit-core demo` first")
-    return DatabricksClient.local(database=str(path), load_fixtures=False)
-
-
 async def flags(args: argparse.Namespace, settings: Settings) -> int:
-    from audit_core.db import FlagStore
+    from audit_core.db._verify_cmd import flags_command
 
-    async with _results(args.out) as wh:
-        store = FlagStore(wh)
-        found = await store.find(
-            status="pending" if args.pending else None, limit=args.limit, audit_run_id=args.run
-        )
-    if not found:
-        print("(no flags)")
-    for f in found:
-        amount = f"{f.amount:>12}" if f.amount is not None else " " * 12
-        print(
-            f"{f.severity:<8} {f.rule:<20} {f.transaction_id or '-':<14} {amount}  "
-            f"{f.status:<9} {f.title}"
-        )
-    return 0
+    code, text = await flags_command(args.out, pending=args.pending, run=args.run, limit=args.limit)
+    print(text)
+    return code
 
 
 async def trail_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from audit_core.db import AuditTrail
+    from audit_core.db._verify_cmd import trail_key_from_env, trail_verify_command
 
-    async with _results(args.out) as wh:
-        exists = await wh.query_arrow(
-            "SELECT count(*) FROM audit_trail WHERE audit_run_id = :run", {"run": args.run_id}
-        )
-        if exists.column(0)[0].as_py() == 0:
-            raise ConfigError(f"no audit trail for run {args.run_id!r}")
-        trail = AuditTrail(wh, args.run_id)
-        result = await trail.verify()
-    if result.ok:
-        print(f"ok: {result.rows} entries, hash chain intact")
-        return 0
-    print(f"FAILED at entry {result.first_bad_sequence}: {result.problem}")
-    return 1
+    code, text = await trail_verify_command(
+        args.out, args.run_id, head_file=args.head, key=trail_key_from_env()
+    )
+    print(text)
+    return code
+
+
+async def trail_head(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db._verify_cmd import trail_head_command, trail_key_from_env
+
+    code, text = await trail_head_command(args.out, args.run_id, key=trail_key_from_env())
+    print(text)
+    return code

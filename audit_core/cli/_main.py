@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="postgres: a DSN (needs psycopg); duckdb: a database file; "
         "databricks: 'warehouse' for the configured one",
     )
+    init.add_argument(
+        "--migrate",
+        action="store_true",
+        help="print the statements moving a schema-version-1 database to version 2",
+    )
 
     fixtures = _command(sub, "fixtures", None, help="work with local gold-table fixtures")
     fsub = fixtures.add_subparsers(dest="fixtures_command", required=True, metavar="ACTION")
@@ -196,11 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
         tsub,
         "verify",
         c.trail_verify,
-        help="re-check a run's hash chain; exit 1 if it was tampered with",
+        help="re-check a run's hash chain: exit 1 tampered, 3 never completed",
         description="Re-read a run's audit trail and check every link of its hash chain.",
     )
     verify.add_argument("run_id", help="the run whose trail to check")
+    verify.add_argument(
+        "--head", type=Path, metavar="FILE", help="also check against a published head statement"
+    )
     _out_option(verify)
+    head = _command(
+        tsub,
+        "head",
+        c.trail_head,
+        help="print a run's verified head as a JSON statement (HMAC-signed with AUDIT_TRAIL_KEY)",
+        description="Print the run's head (rows, last hash, completed) to publish outside "
+        "the database; `trail verify RUN_ID --head FILE` checks against it.",
+    )
+    head.add_argument("run_id", help="the run whose head to print")
+    _out_option(head)
     return parser
 
 
