@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import llm, others
+from benchmarks import llm, others, trail
 from benchmarks._common import Section, machine
 
 FULL: dict[str, Callable[[], Section]] = {
@@ -25,7 +25,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "llm_storm": lambda: llm.retry_storm(),
     "state": lambda: others.state(),
     "warehouse": lambda: others.warehouse(),
-    "trail": lambda: others.trail(),
+    "trail": lambda: trail.trail(),
     "classify": lambda: others.classify(),
     "demo": lambda: others.demo(),
 }
@@ -40,7 +40,7 @@ QUICK: dict[str, Callable[[], Section]] = {
     ),
     "state": lambda: others.state(round_trips=20, repeats=1),
     "warehouse": lambda: others.warehouse(rows=5000, pandas_rows=1000, repeats=1),
-    "trail": lambda: others.trail(records=50, repeats=1),
+    "trail": lambda: trail.trail(records=50, repeats=1),
     "classify": lambda: others.classify(items=30),
     "demo": lambda: others.demo(rows=2000),
 }

@@ -236,37 +236,6 @@ def warehouse(rows: int = 1_000_000, pandas_rows: int = 100_000, repeats: int = 
 # --- audit trail -------------------------------------------------------------------------
 
 
-def trail(records: int = 2000, repeats: int = 3) -> Section:
-    from audit_core import DatabricksClient
-    from audit_core.db import AuditTrail, ensure_schema
-
-    section = Section(
-        f"Audit trail: records per second through the local backend ({records} records)"
-    )
-
-    async def run(batch_size: int) -> float:
-        async with DatabricksClient.local(load_fixtures=False, registry=CollectorRegistry()) as wh:
-            await ensure_schema(wh)
-            t = AuditTrail(wh, f"bench-{batch_size}", batch_size=batch_size)
-            t0 = time.perf_counter()
-            for i in range(records):
-                await t.record("bench", "tool", output_summary=f"step {i}", execution_time_ms=3)
-            await t.flush()
-            return records / (time.perf_counter() - t0)
-
-    batched = section.add(
-        "batched (200 per INSERT)", [asyncio.run(run(200)) for _ in range(repeats)], "records/s"
-    )
-    single = section.add(
-        "one INSERT per record", [asyncio.run(run(1)) for _ in range(repeats)], "records/s"
-    )
-    section.ratio("batched / one per record", batched.median / single.median, "")
-    return section
-
-
-# --- classification ----------------------------------------------------------------------
-
-
 def classify(items: int = 1000) -> Section:
     from audit_core import AsyncLLMClient, MemoryCache
     from audit_core.testing import FakeOpenRouter

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from audit_core.db.schemas import RISK_LEVELS
 from audit_core.errors import ConfigError
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "parse_rule",
 ]
 
-RISK_LEVELS = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 RUN_PARAMS = frozenset({"since"})  # supplied by the run, never declared by a rule
 FLAG_COLUMNS = ("transaction_id", "amount", "detail")
 _FIELDS = frozenset(
