@@ -55,6 +55,7 @@ EXPECTED = [
     "StateStoreCache",
     "StateStoreUnavailableError",
     "StoredState",
+    "TrailHead",
     "TrailVerification",
     "TrailVerificationError",
     "UnsupportedQueryError",
