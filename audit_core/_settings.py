@@ -19,6 +19,12 @@ __all__ = ["Settings", "redact_url", "resolve_settings"]
 _SECRET_FIELDS = frozenset({"databricks_token", "openrouter_api_key"})
 _URL_FIELDS = frozenset({"redis_url"})
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "memory")
+WarehouseBackend = Literal["local", "databricks", "spark"]
+_WAREHOUSES: dict[str, WarehouseBackend] = {
+    "local": "local",
+    "databricks": "databricks",
+    "spark": "spark",
+}
 
 
 def redact_url(url: str) -> str:
@@ -54,10 +60,13 @@ class Settings:
     state_ttl_s: int = C.DEFAULT_STATE_TTL_S
     state_buffer: Path | None = None
     log_format: Literal["console", "json"] = "console"
+    warehouse: WarehouseBackend | None = None
 
     @property
-    def warehouse_backend(self) -> Literal["databricks", "local"]:
-        """``"databricks"`` only in production with a host; local DuckDB otherwise."""
+    def warehouse_backend(self) -> WarehouseBackend:
+        """``AUDIT_WAREHOUSE`` when set; else ``"databricks"`` in production, local DuckDB."""
+        if self.warehouse is not None:
+            return self.warehouse
         if self.environment == "production" and self.databricks_host:
             return "databricks"
         return "local"
@@ -113,25 +122,7 @@ class Settings:
         host = get("DATABRICKS_HOST")
         warehouse_id = get("DATABRICKS_WAREHOUSE_ID")
         token = get("DATABRICKS_TOKEN")
-        if environment == "production" and not host:
-            raise ConfigError(
-                "ENVIRONMENT=production needs DATABRICKS_HOST (with DATABRICKS_TOKEN and "
-                "DATABRICKS_WAREHOUSE_ID); production never audits the local sample data"
-            )
-        if environment == "production" and host:
-            missing = [
-                name
-                for name, value in (
-                    ("DATABRICKS_TOKEN", token),
-                    ("DATABRICKS_WAREHOUSE_ID", warehouse_id),
-                )
-                if not value
-            ]
-            if missing:
-                raise ConfigError(
-                    "ENVIRONMENT=production with DATABRICKS_HOST set also needs "
-                    + " and ".join(missing)
-                )
+        warehouse = _warehouse(get("AUDIT_WAREHOUSE"), environment, host, token, warehouse_id)
         if host:
             host = re.sub(r"^https?://", "", host).rstrip("/")
 
@@ -179,12 +170,50 @@ class Settings:
             state_ttl_s=ttl or C.DEFAULT_STATE_TTL_S,
             state_buffer=Path(state_buffer).expanduser() if state_buffer else None,
             log_format=log_format,  # type: ignore[arg-type]
+            warehouse=warehouse,
         )
 
 
 def resolve_settings(settings: Settings | None) -> Settings:
     """``settings``, or ``Settings.from_env()`` when none is given (every ``from_settings``)."""
     return Settings.from_env() if settings is None else settings
+
+
+def _warehouse(
+    chosen: str | None,
+    environment: str,
+    host: str | None,
+    token: str | None,
+    warehouse_id: str | None,
+) -> WarehouseBackend | None:
+    """``AUDIT_WAREHOUSE``, checked. Databricks (chosen, or implied by production) needs
+    its host, token and warehouse id: production never silently audits local samples."""
+    warehouse = _WAREHOUSES.get(chosen.lower()) if chosen else None
+    if chosen and warehouse is None:
+        raise ConfigError(
+            f"AUDIT_WAREHOUSE must be one of {', '.join(_WAREHOUSES)}, got {chosen!r}"
+        )
+    if warehouse is None and environment == "production":
+        if not host:
+            raise ConfigError(
+                "ENVIRONMENT=production needs DATABRICKS_HOST (with DATABRICKS_TOKEN and "
+                "DATABRICKS_WAREHOUSE_ID), or AUDIT_WAREHOUSE=local|spark to say otherwise; "
+                "production never silently audits the local sample data"
+            )
+        why = "ENVIRONMENT=production with DATABRICKS_HOST set"
+    elif warehouse == "databricks":
+        why = "AUDIT_WAREHOUSE=databricks"
+    else:
+        return warehouse
+    named = {
+        "DATABRICKS_HOST": host,
+        "DATABRICKS_TOKEN": token,
+        "DATABRICKS_WAREHOUSE_ID": warehouse_id,
+    }
+    missing = [name for name, value in named.items() if not value]
+    if missing:
+        raise ConfigError(f"{why} also needs " + " and ".join(missing))
+    return warehouse
 
 
 def _int(raw: str | None, name: str) -> int | None:

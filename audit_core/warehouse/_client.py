@@ -203,12 +203,14 @@ class DatabricksClient(AsyncLifecycle):
     ) -> DatabricksClient:
         """The warehouse ``settings`` name (default: read from the environment).
 
-        Databricks when ``ENVIRONMENT=production`` (``DATABRICKS_HOST`` and friends;
-        ``connect`` replaces the connector, for tests), else DuckDB over
-        ``AUDIT_FIXTURES_DIR`` or the shipped fixtures.
+        ``AUDIT_WAREHOUSE`` (``local``, ``databricks`` or ``spark``) when set; otherwise
+        Databricks in production and DuckDB in development. Databricks uses
+        ``DATABRICKS_HOST`` and friends (``connect`` replaces the connector, for tests);
+        DuckDB and in-process Spark read ``AUDIT_FIXTURES_DIR`` or the shipped fixtures.
         """
         settings = resolve_settings(settings)
-        if settings.warehouse_backend == "databricks":
+        backend = settings.warehouse_backend
+        if backend == "databricks":
             return cls.databricks(
                 connect,
                 host=settings.databricks_host,
@@ -216,6 +218,8 @@ class DatabricksClient(AsyncLifecycle):
                 token=settings.databricks_token,
                 **options,
             )
+        if backend == "spark":
+            return cls.spark(fixtures_dir=settings.fixtures_dir, **options)
         return cls.local(settings.fixtures_dir, **options)
 
     @property
@@ -225,7 +229,7 @@ class DatabricksClient(AsyncLifecycle):
 
     @property
     def fixtures_dir(self) -> Path | None:
-        """The fixtures folder the local tables come from; None on other backends."""
+        """The fixtures folder the tables were loaded from; None when none was loaded."""
         directory = getattr(self._backend, "fixtures_dir", None)  # only local backends have one
         return directory if isinstance(directory, Path) else None
 
