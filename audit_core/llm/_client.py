@@ -1,31 +1,23 @@
 """`AsyncLLMClient`: raw httpx against any OpenAI-compatible endpoint (OpenRouter by default).
 
 The hot path is deliberately plain: one pre-encoded request per attempt, one
-``json.loads`` per response, no per-call logger binding, no model objects.
+``json.loads`` per response, no per-call logger binding, no model objects. The pieces
+live next door: money in `_accounting`, error mapping and redaction in `_errors_map`,
+usage validation in `_usage`, the concurrency limit in `_limiter`, shared in-flight
+requests in `_shared`, stream assembly in `_stream`.
 
-What holds whatever the endpoint answers:
-
-- **Budget.** With ``budget_usd`` set, each attempt reserves its worst case (the encoded
-  request's bytes as prompt tokens, ``max_tokens`` as completion) and the request carries
-  that ``max_tokens``, so the endpoint is told the bound the reservation assumed.
-- **Every billed attempt is charged**, retried or not: a 200 with usage is recorded even
-  when it carries an error. Usage is validated (`audit_core.llm._usage`); a reply whose
-  cost cannot be verified (invalid JSON, invalid usage) is charged the worst case it
-  reserved, as is a successful reply with no usage at all ("unpriced"). A reply costing
-  more than its reservation is recorded at its real cost and counted in ``costs.overruns``.
-- **Deadlines.** ``timeout_s`` bounds each attempt end to end (connect, send, the whole
-  body or stream), whatever the transport; ``total_timeout_s`` bounds the call, retries
-  and their waits included.
+Deadlines: ``timeout_s`` bounds each attempt end to end (connect, send, the whole body or
+stream), whatever the transport; ``total_timeout_s`` bounds the call, retries and their
+waits included. Both are one timer per attempt (whichever ends first).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, Unpack
 
@@ -36,22 +28,22 @@ from audit_core._lifecycle import AsyncLifecycle
 from audit_core._logging import fingerprint, get_logger
 from audit_core._settings import resolve_settings
 from audit_core.errors import ConfigError, LLMError, LLMResponseError, LLMTimeoutError
+from audit_core.llm._accounting import Accountant, Billed
 from audit_core.llm._cache import ResponseCache, cache_key
 from audit_core.llm._classify import Classification, classify_items
 from audit_core.llm._costs import CostLedger, Reservation
 from audit_core.llm._errors_map import (
     Redactor,
-    content_filter_error,
-    embedded_error,
+    message_texts,
     retry_verdict,
     status_error,
     transport_error,
 )
 from audit_core.llm._limiter import ConcurrencyLimiter, Outcome
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_models_listing
+from audit_core.llm._shared import SharedRequests
 from audit_core.llm._stream import assemble_stream
-from audit_core.llm._types import CostSource, LLMResponse, Message, Prompt, Request, Tier, Usage
-from audit_core.llm._usage import parse_usage
+from audit_core.llm._types import LLMResponse, Message, Prompt, Request, Tier, Usage
 from audit_core.metrics import get_metrics
 from audit_core.retry import RetryPolicy
 
@@ -65,8 +57,6 @@ __all__ = ["AsyncLLMClient", "LLMClientOptions", "LLMResponse", "Message", "Prom
 
 _log = get_logger("audit_core.llm")
 
-# Per-message framing tokens added by chat templates; generous, for the budget's worst case.
-_FRAMING_TOKENS_PER_MESSAGE = 8
 # The longest server-requested wait honoured by default (the openai SDK's figure).
 DEFAULT_MAX_RETRY_AFTER_S = 120.0
 _OVERLOAD_STATUS = frozenset({429, 503})
@@ -100,26 +90,6 @@ class LLMClientOptions(TypedDict, total=False):
     cache_nonzero_temperature: bool
 
 
-@dataclass(slots=True, kw_only=True)
-class _Billed:
-    """One settled attempt: its body and what the ledger charged for it."""
-
-    body: Mapping[str, Any]
-    usage: Usage
-    cost: Decimal
-    source: CostSource
-    request_id: str | None
-    attempt: int
-
-
-@dataclass(slots=True)
-class _Shared:
-    """A request in flight that identical callers join (``waiters``: how many await it)."""
-
-    task: asyncio.Task[LLMResponse]
-    waiters: int = 0
-
-
 def _cache_entry(result: LLMResponse) -> dict[str, Any]:
     return {
         "text": result.text,
@@ -141,25 +111,6 @@ def _to_messages(prompt: Prompt) -> list[Message]:
         if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
             raise ConfigError(f"message {i} must be a mapping with 'role' and 'content'")
     return messages
-
-
-def _message_texts(messages: Sequence[Message]) -> tuple[str, ...]:
-    texts: list[str] = []
-    for m in messages:
-        content = m.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, Sequence):
-            texts.extend(
-                str(p.get("text")) for p in content if isinstance(p, Mapping) and p.get("text")
-            )
-    return tuple(texts)
-
-
-def _worst_case_prompt_tokens(payload: bytes, n_messages: int) -> int:
-    # No tokenizer emits fewer than one byte of UTF-8 per token, so the encoded request
-    # is an upper bound on its prompt tokens (plus chat-template framing).
-    return len(payload) + _FRAMING_TOKENS_PER_MESSAGE * n_messages
 
 
 def _http_client(
@@ -247,15 +198,20 @@ class AsyncLLMClient(AsyncLifecycle):
         self.timeout_s = timeout_s
         self.total_timeout_s = total
         self._user_prices: dict[str, ModelPrice] = dict(pricing or {})
-        self._prices: dict[str, ModelPrice] = {**BUILTIN_PRICES, **self._user_prices}
-        self._reserve_tokens = budget_completion_reserve
-        self.costs = CostLedger(budget)
         self.trail = trail
         self._cache = cache
         self.cache_nonzero_temperature = cache_nonzero_temperature
-        self._in_flight: dict[str, _Shared] = {}
+        self._in_flight: SharedRequests[LLMResponse] = SharedRequests()
         self.escalations: dict[str, int] = {}
         self._metrics = get_metrics(registry)
+        self._books = Accountant(
+            ledger=CostLedger(budget),
+            prices={**BUILTIN_PRICES, **self._user_prices},
+            reserve_tokens=budget_completion_reserve,
+            metrics=self._metrics,
+            api_key=self._api_key,
+        )
+        self.costs = self._books.ledger
         self._policy = replace(
             retry_policy or RetryPolicy(),
             attempts=max_retries + 1,
@@ -270,7 +226,6 @@ class AsyncLLMClient(AsyncLifecycle):
         )
         # Parsed once: httpx would otherwise re-parse the URL string on every request.
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")
-        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
@@ -311,10 +266,7 @@ class AsyncLLMClient(AsyncLifecycle):
         return cls(**options)
 
     async def _aclose_resources(self) -> None:
-        shared = [s.task for s in self._in_flight.values()]
-        for task in shared:
-            task.cancel()
-        await asyncio.gather(*shared, return_exceptions=True)
+        await self._in_flight.cancel_all()
         if self._owns_resources:
             await self._http.aclose()
 
@@ -330,10 +282,10 @@ class AsyncLLMClient(AsyncLifecycle):
     @property
     def pricing(self) -> Mapping[str, ModelPrice]:
         """The prices in use: built-in, then the endpoint's (after refresh), then yours."""
-        return dict(self._prices)
+        return dict(self._books.prices)
 
     def price_of(self, model: str) -> ModelPrice | None:
-        return self._prices.get(model)
+        return self._books.prices.get(model)
 
     async def refresh_pricing(self) -> int:
         """Merge the endpoint's ``/models`` prices into the table; returns how many loaded.
@@ -369,7 +321,7 @@ class AsyncLLMClient(AsyncLifecycle):
         if not isinstance(body, Mapping):
             raise LLMResponseError("GET /models returned no object", model="*")
         loaded = prices_from_models_listing(body)
-        self._prices = {**BUILTIN_PRICES, **loaded, **self._user_prices}
+        self._books.prices = {**BUILTIN_PRICES, **loaded, **self._user_prices}
         return len(loaded)
 
     # calls -------------------------------------------------------------------------
@@ -382,20 +334,6 @@ class AsyncLLMClient(AsyncLifecycle):
         if tier != "default":
             raise ConfigError(f"tier must be 'default' or 'escalation', got {tier!r}")
         return self.default_model
-
-    def _meters(self, model: str, agent: str) -> tuple[Any, ...]:
-        key = (model, agent)
-        children = self._children.get(key)
-        if children is None:
-            m = self._metrics
-            children = self._children[key] = (
-                m.llm_requests.labels(model, agent, "ok"),
-                m.llm_tokens.labels(model, agent, "prompt"),
-                m.llm_tokens.labels(model, agent, "completion"),
-                m.llm_cost.labels(model, agent),
-                m.llm_seconds.labels(model),
-            )
-        return children
 
     def _prepare(
         self,
@@ -418,7 +356,7 @@ class AsyncLLMClient(AsyncLifecycle):
             raise ConfigError("pass stream=True as the keyword of complete(), not in extra")
         bound = max_tokens
         if self.costs.budget_usd is not None and bound is None:
-            bound = self._reserve_tokens  # the endpoint is told what the budget assumes
+            bound = self._books.reserve_tokens  # the endpoint is told what the budget assumes
         body: dict[str, Any] = {"model": model_name, "messages": messages}
         if temperature is not None:
             body["temperature"] = temperature
@@ -491,7 +429,7 @@ class AsyncLLMClient(AsyncLifecycle):
         # The call's deadline: every attempt ends by it, and the policy sleeps past it never.
         deadline = asyncio.get_running_loop().time() + self.total_timeout_s
         try:
-            billed: _Billed = await self._policy.call(
+            billed: Billed = await self._policy.call(
                 lambda number: self._attempt(req, number, deadline),
                 client="llm",
                 classify=retry_verdict,
@@ -538,9 +476,9 @@ class AsyncLLMClient(AsyncLifecycle):
                 error=f"{type(exc).__name__}: {exc}",
             )
 
-    def _response(self, billed: _Billed, req: Request, latency: float) -> LLMResponse:
+    def _response(self, billed: Billed, req: Request, latency: float) -> LLMResponse:
         body, usage = billed.body, billed.usage
-        requests, _in, _out, _cost, seconds = self._meters(req.model, req.agent)
+        requests, _in, _out, _cost, seconds = self._books.meters(req.model, req.agent)
         requests.inc()
         seconds.observe(latency)
         choice = body["choices"][0]
@@ -559,31 +497,13 @@ class AsyncLLMClient(AsyncLifecycle):
         )
 
     async def _complete_cached(self, req: Request) -> LLMResponse:
-        """Serve from the cache, or join an identical request in flight, or send it.
-
-        The shared request runs as a task of its own: one caller's cancellation leaves it
-        running for the others, and only when every caller has left is it cancelled.
-        """
+        """Serve from the cache, or join an identical request in flight, or send it."""
         assert self._cache is not None
         key = cache_key(req.body)
         hit = await self._cache.get(key)
         if hit is not None:
             return self._replay(hit, req.agent)
-        shared = self._in_flight.get(key)
-        owner = shared is None
-        if shared is None:
-            task = asyncio.create_task(self._send_and_store(req, key))
-            shared = self._in_flight[key] = _Shared(task)
-            task.add_done_callback(functools.partial(self._forget, key, shared))
-        shared.waiters += 1
-        try:
-            result = await asyncio.shield(shared.task)
-        except asyncio.CancelledError:
-            shared.waiters -= 1
-            if shared.waiters == 0:
-                shared.task.cancel()
-            raise
-        shared.waiters -= 1
+        result, owner = await self._in_flight.join(key, lambda: self._send_and_store(req, key))
         return result if owner else self._replay(_cache_entry(result), req.agent)
 
     async def _send_and_store(self, req: Request, key: str) -> LLMResponse:
@@ -591,12 +511,6 @@ class AsyncLLMClient(AsyncLifecycle):
         result = await self._send(req)
         await self._cache.set(key, _cache_entry(result))
         return result
-
-    def _forget(self, key: str, shared: _Shared, task: asyncio.Task[LLMResponse]) -> None:
-        if self._in_flight.get(key) is shared:
-            del self._in_flight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter got it already
 
     def _replay(self, entry: Mapping[str, Any], agent_name: str) -> LLMResponse:
         """A cached answer: free, marked cached, and counted as saved in the ledger."""
@@ -624,26 +538,9 @@ class AsyncLLMClient(AsyncLifecycle):
 
     # one attempt -------------------------------------------------------------------
 
-    def _reserve(self, req: Request) -> Reservation | None:
-        if self.costs.budget_usd is None:
-            return None
-        price = self._prices.get(req.model)
-        if price is None:
-            raise ConfigError(
-                f"a budget is set but no price is known for model {req.model!r}, so its "
-                "worst-case cost cannot be reserved; pass pricing= or call refresh_pricing()"
-            )
-        assert req.max_tokens is not None  # _prepare bounds every budgeted request
-        worst = price.cost(_worst_case_prompt_tokens(req.payload, req.n_messages), req.max_tokens)
-        try:
-            return self.costs.reserve(worst, model=req.model)
-        except LLMError:
-            self._metrics.llm_requests.labels(req.model, "-", "budget_exceeded").inc()
-            raise
-
-    async def _attempt(self, req: Request, attempt: int, deadline: float) -> _Billed:
+    async def _attempt(self, req: Request, attempt: int, deadline: float) -> Billed:
         """One attempt under its own reservation, concurrency slot and deadline."""
-        reservation = self._reserve(req)
+        reservation = self._books.reserve(req)
         try:
             ticket = self.limiter.try_acquire()
             if ticket is None:
@@ -693,7 +590,7 @@ class AsyncLLMClient(AsyncLifecycle):
 
     async def _exchange(
         self, req: Request, reservation: Reservation | None, attempt: int
-    ) -> _Billed:
+    ) -> Billed:
         try:
             if req.stream:
                 return await self._exchange_stream(req, reservation, attempt)
@@ -706,12 +603,12 @@ class AsyncLLMClient(AsyncLifecycle):
         try:
             body = json.loads(resp.content, parse_float=Decimal)
         except ValueError:
-            raise self._unverified(req, reservation, "invalid JSON", request_id) from None
-        return self._settle(req, body, reservation, attempt, request_id)
+            raise self._books.unverified(req, reservation, "invalid JSON", request_id) from None
+        return self._books.settle(req, body, reservation, attempt, request_id)
 
     async def _exchange_stream(
         self, req: Request, reservation: Reservation | None, attempt: int
-    ) -> _Billed:
+    ) -> Billed:
         request = self._http.build_request(
             "POST", self._chat_url, content=req.payload, headers=self._headers
         )
@@ -724,17 +621,19 @@ class AsyncLLMClient(AsyncLifecycle):
             try:
                 body = await assemble_stream(resp.aiter_lines())
             except (ValueError, LLMResponseError):
-                raise self._unverified(req, reservation, "an invalid stream", request_id) from None
+                raise self._books.unverified(
+                    req, reservation, "an invalid stream", request_id
+                ) from None
         finally:
             await resp.aclose()
-        return self._settle(req, body, reservation, attempt, request_id)
+        return self._books.settle(req, body, reservation, attempt, request_id)
 
     def _status_error(self, req: Request, resp: httpx.Response, request_id: str | None) -> LLMError:
         try:
             body: Any = json.loads(resp.content)
         except ValueError:
             body = None
-        redact = Redactor(self._api_key, _message_texts(req.body["messages"]))
+        redact = Redactor(self._api_key, message_texts(req.body["messages"]))
         return status_error(
             resp.status_code,
             body,
@@ -743,149 +642,6 @@ class AsyncLLMClient(AsyncLifecycle):
             redact=redact,
             request_id=request_id,
         )
-
-    def _unverified(
-        self, req: Request, reservation: Reservation | None, what: str, request_id: str | None
-    ) -> LLMResponseError:
-        """A 200 we cannot read may still be billed: charge the worst case reserved."""
-        self._charge(req, None, None, reservation, "worst_case", failed=True)
-        return LLMResponseError(
-            f"LLM endpoint returned {what} (charged the worst case reserved)",
-            model=req.model,
-            status_code=200,
-            request_id=request_id,
-        )
-
-    def _charge(
-        self,
-        req: Request,
-        usage: Usage | None,
-        cost: Decimal | None,
-        reservation: Reservation | None,
-        source: CostSource,
-        *,
-        failed: bool = False,
-    ) -> Decimal:
-        """Record one billed attempt; ``cost=None`` with ``usage=None``: the worst case."""
-        if cost is None and usage is None and reservation is not None:
-            cost = reservation.amount
-        prompt = usage.prompt_tokens if usage else 0
-        completion = usage.completion_tokens if usage else 0
-        overrun = self.costs.record(
-            model=req.model,
-            agent=req.agent,
-            cost=cost,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            reservation=reservation,
-            source=source,
-            failed=failed,
-        )
-        if overrun:
-            _log.warning(
-                "audit_core.llm.overrun",
-                model=req.model,
-                agent=req.agent,
-                cost_usd=str(cost),
-                reserved_usd=str(reservation.amount if reservation else None),
-            )
-        if source == "unpriced":
-            self._metrics.llm_unpriced.labels(req.model).inc()
-            _log.warning("audit_core.llm.unpriced", model=req.model, agent=req.agent)
-        _req, tok_in, tok_out, cost_counter, _sec = self._meters(req.model, req.agent)
-        tok_in.inc(prompt)
-        tok_out.inc(completion)
-        if cost:
-            cost_counter.inc(float(cost))
-        if self.costs.budget_usd is not None:
-            self._metrics.llm_budget_remaining.set(float(self.costs.remaining_usd or 0))
-        return cost if cost is not None else _ZERO
-
-    def _price(self, req: Request, body: Mapping[str, Any], usage: Usage) -> Decimal | None:
-        price = self._prices.get(req.model) or self._prices.get(str(body.get("model") or ""))
-        if price is None:
-            return None
-        return price.cost(
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.cached_tokens,
-            usage.cache_write_tokens,
-        )
-
-    def _settle(
-        self,
-        req: Request,
-        body: Any,
-        reservation: Reservation | None,
-        attempt: int,
-        request_id: str | None,
-    ) -> _Billed:
-        """Charge a 200's usage (even when it carries an error), then raise that error."""
-        if not isinstance(body, dict):
-            raise self._unverified(req, reservation, "a body that is not an object", request_id)
-        if isinstance(body.get("id"), str):
-            request_id = body["id"]
-        usage: Usage | None = None
-        reported: Decimal | None = None
-        if body.get("usage") is not None:
-            try:
-                usage, reported = parse_usage(body["usage"])
-            except LLMResponseError as exc:
-                raise self._unverified(req, reservation, str(exc), request_id) from None
-        failure = self._failure(req, body, request_id)
-        source: CostSource
-        if usage is None:
-            if failure is not None:
-                raise failure  # an error without usage: nothing billed, reservation released
-            cost, source = None, "unpriced"  # charged the worst case reserved, if any
-        elif reported is not None:
-            cost, source = reported, "provider"
-        else:
-            cost = self._price(req, body, usage)
-            source = "pricing" if cost is not None else "unpriced"
-        charged = self._charge(req, usage, cost, reservation, source, failed=failure is not None)
-        if failure is not None:
-            raise failure
-        return _Billed(
-            body=body,
-            usage=usage or Usage(),
-            cost=charged,
-            source=source,
-            request_id=request_id,
-            attempt=attempt,
-        )
-
-    def _failure(
-        self, req: Request, body: Mapping[str, Any], request_id: str | None
-    ) -> LLMError | None:
-        """What is wrong with a 200 body, or None when it holds a usable answer."""
-        if body.get("error") is not None:
-            return self._embedded(req, body["error"], request_id)
-        choices = body.get("choices")
-        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-            return LLMResponseError(
-                "LLM endpoint returned no choices",
-                model=req.model,
-                status_code=200,
-                request_id=request_id,
-            )
-        choice = choices[0]
-        if choice.get("error") is not None or choice.get("finish_reason") == "error":
-            return self._embedded(req, choice.get("error") or {}, request_id)
-        if choice.get("finish_reason") == "content_filter":
-            return content_filter_error(model=req.model, request_id=request_id)
-        if not isinstance(choice.get("message"), dict):
-            return LLMResponseError(
-                "LLM endpoint returned a choice with no message",
-                model=req.model,
-                status_code=200,
-                request_id=request_id,
-            )
-        return None
-
-    def _embedded(self, req: Request, error: Any, request_id: str | None) -> LLMError:
-        redact = Redactor(self._api_key, _message_texts(req.body["messages"]))
-        return embedded_error(error, model=req.model, redact=redact, request_id=request_id)
 
     # conveniences ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ and the request's message text never reach ``str(exc)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -47,6 +47,7 @@ from audit_core.retry import Transient, parse_retry_after
 
 __all__ = [
     "Redactor",
+    "message_texts",
     "content_filter_error",
     "embedded_error",
     "retry_verdict",
@@ -62,6 +63,20 @@ _MESSAGE_MAX = 300
 _MIN_SECRET_PIECE = 8
 _MIN_KEY = 4
 _MASK = "[redacted]"
+
+
+def message_texts(messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The text of every message (and of every text part of a multi-part message)."""
+    texts: list[str] = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, Sequence):
+            texts.extend(
+                str(p.get("text")) for p in content if isinstance(p, Mapping) and p.get("text")
+            )
+    return tuple(texts)
 
 
 class Redactor:
