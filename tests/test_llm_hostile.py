@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from audit_core import (
     AsyncLLMClient,
+    ConfigError,
     LLMBudgetExceededError,
     LLMConnectionError,
     LLMContentFilterError,
@@ -30,6 +31,7 @@ from audit_core import (
     MemoryCache,
     calculate_cost,
 )
+from audit_core.llm import LLMStream
 from audit_core.retry import RetryPolicy
 from audit_core.testing import FakeClock, FakeOpenRouter, capture_logs
 
@@ -236,6 +238,67 @@ async def test_server_error_in_a_plain_200_is_retried(
     async with client(server, policy) as llm:
         r = await llm.complete("x")
     assert r.attempts == 2
+
+
+async def test_stream_yields_deltas_then_the_priced_response(
+    server: FakeOpenRouter, policy: RetryPolicy
+) -> None:
+    """stream(): text deltas as they arrive, then usage and cost from the final chunk."""
+    prompt = "a prompt long enough to come back in several pieces"
+    async with client(server, policy) as llm:
+        async with llm.stream(prompt) as chunks:
+            deltas = [d async for d in chunks]
+        r = chunks.response
+    assert len(deltas) > 2
+    assert "".join(deltas) == r.text == f"echo:{prompt}"
+    assert r.cost_source == "provider"
+    assert r.cost_usd == server.stats.billed_usd > 0
+
+
+async def _drain(chunks: LLMStream, into: list[str]) -> None:
+    async with chunks:
+        async for delta in chunks:
+            into.append(delta)
+
+
+async def test_stream_retries_only_before_any_text(
+    server: FakeOpenRouter, policy: RetryPolicy
+) -> None:
+    """A 502 before the answer is retried; a mid-stream error after text is raised, typed,
+    not retried (the reader would see the text twice), and its usage is charged."""
+    server.script(["502"])
+    async with client(server, policy) as llm:
+        async with llm.stream("first prompt of some length") as chunks:
+            text = "".join([d async for d in chunks])
+        assert text == "echo:first prompt of some length"
+        assert chunks.response.attempts == 2
+        server.script(["server_error"])
+        received: list[str] = []
+        with pytest.raises(LLMResponseError, match="inside a 200") as info:
+            await _drain(llm.stream("second prompt of some length"), received)
+        assert received
+        assert info.value.attempts == 1
+        assert llm.costs.total_usd == server.stats.billed_usd
+    assert server.stats.requests == 3
+
+
+async def test_leaving_a_stream_early_cancels_it_and_charges_the_worst_case(
+    policy: RetryPolicy,
+) -> None:
+    """A reader that leaves mid-answer cancels the request; what the endpoint may bill for
+    it is charged at the worst case reserved, and nothing stays reserved."""
+    async with FakeOpenRouter(responder=echo, trickle_s=30) as srv:
+        srv.script(["stream_stall"])
+        async with client(srv, policy, budget_usd="1") as llm:
+            async with llm.stream("a prompt that stalls after its first piece") as chunks:
+                first = await anext(chunks)
+            assert first
+            await asyncio.wait_for(srv.wait_in_flight(lambda n: n == 0), 5)
+            assert llm.costs.reserved_usd == 0
+            assert llm.costs.by_source == {"worst_case": llm.costs.total_usd}
+            assert llm.costs.total_usd > 0
+            with pytest.raises(ConfigError, match="not ended"):
+                _ = chunks.response
 
 
 # --- deadlines -----------------------------------------------------------------------------

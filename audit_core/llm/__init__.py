@@ -5,6 +5,7 @@ from audit_core.llm._classify import Classification
 from audit_core.llm._client import AsyncLLMClient, LLMClientOptions
 from audit_core.llm._costs import CostLedger
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, calculate_cost
+from audit_core.llm._stream import LLMStream
 from audit_core.llm._types import LLMResponse, Usage
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "CostLedger",
     "LLMClientOptions",
     "LLMResponse",
+    "LLMStream",
     "MemoryCache",
     "ModelPrice",
     "ResponseCache",

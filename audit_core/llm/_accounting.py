@@ -5,7 +5,8 @@ prompt tokens, the request's ``max_tokens`` as completion). A 200 is settled wha
 holds: its usage is validated and charged, even when the body also carries an error
 (that error is raised after the charge). What cannot be verified is charged the worst
 case reserved: a body that is not JSON or not an object, usage that fails validation
-("worst_case"), and a successful answer with no usage at all ("unpriced"). Without a
+("worst_case"), a stream abandoned after the endpoint began answering ("worst_case"),
+and a successful answer with no usage at all ("unpriced"). Without a
 budget nothing is reserved, so those are counted in ``unpriced_calls`` at $0. A reply
 that costs more than its reservation is recorded at its real cost, as an overrun.
 """
@@ -111,13 +112,17 @@ class Accountant:
         self, req: Request, reservation: Reservation | None, what: str, request_id: str | None
     ) -> LLMResponseError:
         """A 200 we cannot read may still be billed: charge the worst case reserved."""
-        self._charge(req, None, None, reservation, "worst_case", failed=True)
+        self.charge_worst_case(req, reservation)
         return LLMResponseError(
             f"LLM endpoint returned {what} (charged the worst case reserved)",
             model=req.model,
             status_code=200,
             request_id=request_id,
         )
+
+    def charge_worst_case(self, req: Request, reservation: Reservation | None) -> None:
+        """Charge an attempt whose cost cannot be known the worst case it reserved."""
+        self._charge(req, None, None, reservation, "worst_case", failed=True)
 
     def _charge(
         self,

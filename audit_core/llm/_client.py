@@ -42,8 +42,8 @@ from audit_core.llm._errors_map import (
 from audit_core.llm._limiter import ConcurrencyLimiter, Outcome
 from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_models_listing
 from audit_core.llm._shared import SharedRequests
-from audit_core.llm._stream import assemble_stream
-from audit_core.llm._types import LLMResponse, Message, Prompt, Request, Tier, Usage
+from audit_core.llm._stream import DeltaSink, LLMStream, assemble_stream
+from audit_core.llm._types import LLMResponse, Message, Prompt, Request, Sink, Tier, Usage
 from audit_core.metrics import get_metrics
 from audit_core.retry import RetryPolicy
 
@@ -88,6 +88,13 @@ class LLMClientOptions(TypedDict, total=False):
     trail: AuditTrail | None
     cache: ResponseCache | None
     cache_nonzero_temperature: bool
+
+
+def _final_if_delivered(req: Request, error: LLMError) -> LLMError:
+    # Text already handed to a stream's reader cannot be taken back: no retry after it.
+    if req.sink is not None and req.sink.delivered:
+        error.transient = False
+    return error
 
 
 def _cache_entry(result: LLMResponse) -> dict[str, Any]:
@@ -347,6 +354,7 @@ class AsyncLLMClient(AsyncLifecycle):
         response_format: Mapping[str, Any] | None,
         stream: bool,
         extra: Mapping[str, Any],
+        sink: Sink | None = None,
     ) -> Request:
         model_name = self._resolve_model(model, tier)
         messages = _to_messages(prompt)
@@ -381,6 +389,7 @@ class AsyncLLMClient(AsyncLifecycle):
             n_messages=len(messages),
             max_tokens=bound,
             stream=stream,
+            sink=sink,
         )
 
     async def complete(
@@ -423,6 +432,44 @@ class AsyncLLMClient(AsyncLifecycle):
         if self._cache is not None and (not temperature or self.cache_nonzero_temperature):
             return await self._complete_cached(req)
         return await self._send(req)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None = None,
+        tier: Tier = "default",
+        agent_name: str = "unknown",
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> LLMStream:
+        """Stream one chat completion: iterate the result for text deltas as they arrive,
+        then read its ``response`` (usage and cost from the final chunk).
+
+        Same budget, deadlines, accounting and typed errors as `complete`; an attempt is
+        retried only while it has delivered no text. Never served from the cache.
+        """
+        self._check_open()
+        if not self._api_key:
+            raise ConfigError(
+                "no LLM API key: set OPENROUTER_API_KEY or pass api_key= to AsyncLLMClient"
+            )
+        sink = DeltaSink()
+        req = self._prepare(
+            prompt,
+            model=model,
+            tier=tier,
+            agent_name=agent_name,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            response_format=response_format,
+            stream=True,
+            extra=extra,
+            sink=sink,
+        )
+        return LLMStream(lambda: self._send(req), sink)
 
     async def _send(self, req: Request) -> LLMResponse:
         started = time.perf_counter()
@@ -555,10 +602,12 @@ class AsyncLLMClient(AsyncLifecycle):
                 outcome = "ok"
                 return billed
             except TimeoutError:
-                raise self._timeout(req, attempt, total=when == deadline) from None
+                error = self._timeout(req, attempt, total=when == deadline)
+                raise _final_if_delivered(req, error) from None
             except LLMError as exc:
                 if exc.status_code in _OVERLOAD_STATUS:
                     outcome, retry_after = "overload", exc.retry_after_s
+                _final_if_delivered(req, exc)
                 raise
             finally:
                 self._metrics.llm_in_flight.dec()
@@ -619,11 +668,16 @@ class AsyncLLMClient(AsyncLifecycle):
                 await resp.aread()
                 raise self._status_error(req, resp, request_id)
             try:
-                body = await assemble_stream(resp.aiter_lines())
+                body = await assemble_stream(resp.aiter_lines(), req.sink)
             except (ValueError, LLMResponseError):
                 raise self._books.unverified(
                     req, reservation, "an invalid stream", request_id
                 ) from None
+            except asyncio.CancelledError:
+                # Abandoned mid-answer (a reader left, a deadline hit): the endpoint may
+                # bill what it generated, which we will never see.
+                self._books.charge_worst_case(req, reservation)
+                raise
         finally:
             await resp.aclose()
         return self._books.settle(req, body, reservation, attempt, request_id)

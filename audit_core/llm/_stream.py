@@ -9,18 +9,103 @@ same checks as a plain response, so a mid-stream error is typed (and retried) th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
-from audit_core.errors import LLMResponseError
+from audit_core.errors import ConfigError, LLMError, LLMResponseError
+from audit_core.llm._types import LLMResponse
 
-__all__ = ["assemble_stream"]
+__all__ = ["DeltaSink", "LLMStream", "assemble_stream"]
+
+_END = object()
 
 
-async def assemble_stream(lines: AsyncIterator[str]) -> dict[str, Any]:
-    """One ``chat.completion`` body from the SSE ``lines``.
+class DeltaSink:
+    """Where a streamed attempt delivers its text deltas; remembers whether it has, since
+    an attempt that has delivered text cannot be retried without repeating it."""
+
+    __slots__ = ("delivered", "queue")
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.delivered = False
+
+    def __call__(self, delta: str) -> None:
+        self.delivered = True
+        self.queue.put_nowait(delta)
+
+
+class LLMStream:
+    """The text deltas of one streamed completion, as they arrive; `response` at the end.
+
+    ```python
+    async with llm.stream("Summarise ...") as chunks:
+        async for delta in chunks:
+            print(delta, end="")
+    chunks.response.cost_usd   # usage and cost from the final chunk
+    ```
+
+    Failures are the typed `LLMError` of `AsyncLLMClient.complete`, raised by the
+    iteration; retries happen only while no text has been delivered. Leaving early
+    (``aclose``, or the ``async with``) cancels the request.
+    """
+
+    def __init__(
+        self, start: Callable[[], Coroutine[Any, Any, LLMResponse]], sink: DeltaSink
+    ) -> None:
+        self._start: Callable[[], Coroutine[Any, Any, LLMResponse]] | None = start
+        self._sink = sink
+        self._task: asyncio.Task[LLMResponse] | None = None
+        self._response: LLMResponse | None = None
+
+    @property
+    def response(self) -> LLMResponse:
+        """The whole answer with its usage and cost, once the iteration has ended."""
+        if self._response is None:
+            raise ConfigError("the stream has not ended yet: iterate it to the end first")
+        return self._response
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._task is None:
+            if self._start is None:
+                raise StopAsyncIteration
+            self._task = asyncio.create_task(self._start())
+            self._task.add_done_callback(lambda _: self._sink.queue.put_nowait(_END))
+            self._start = None
+        item = await self._sink.queue.get()
+        if item is _END:
+            self._response = self._task.result()  # raises the call's error, if any
+            raise StopAsyncIteration
+        assert isinstance(item, str)
+        return item
+
+    async def aclose(self) -> None:
+        """Stop reading; a request still running is cancelled."""
+        self._start = None
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LLMError):
+                await task
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def assemble_stream(
+    lines: AsyncIterator[str], on_delta: Callable[[str], object] | None = None
+) -> dict[str, Any]:
+    """One ``chat.completion`` body from the SSE ``lines``; ``on_delta`` sees each text delta.
 
     A chunk that is not JSON raises ValueError, one that is not an object LLMResponseError.
 
@@ -48,6 +133,8 @@ async def assemble_stream(lines: AsyncIterator[str]) -> dict[str, Any]:
             delta = c.get("delta")
             if isinstance(delta, dict) and isinstance(delta.get("content"), str):
                 parts.append(delta["content"])
+                if on_delta is not None and delta["content"]:
+                    on_delta(delta["content"])
             if c.get("finish_reason") is not None:
                 choice["finish_reason"] = c["finish_reason"]
             if c.get("error") is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-__all__ = ["CostSource", "LLMResponse", "Message", "Prompt", "Request", "Tier", "Usage"]
+__all__ = ["CostSource", "LLMResponse", "Message", "Prompt", "Request", "Sink", "Tier", "Usage"]
 
 Message = Mapping[str, Any]
 Prompt = str | Sequence[Message]
@@ -55,12 +55,21 @@ class LLMResponse:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+class Sink(Protocol):
+    """Receives a streamed answer's text deltas; ``delivered`` once it has any."""
+
+    delivered: bool
+
+    def __call__(self, delta: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     """One prepared chat request: what every attempt sends, and what settles its cost.
 
     ``payload`` is the encoded ``body``; ``max_tokens`` is the completion bound that the
-    budget reservation assumes (and that ``body`` carries when a budget is set).
+    budget reservation assumes (and that ``body`` carries when a budget is set);
+    ``sink`` receives a streamed answer's text deltas as they arrive (`LLMStream`).
     """
 
     body: Mapping[str, Any]
@@ -70,3 +79,4 @@ class Request:
     n_messages: int
     max_tokens: int | None
     stream: bool
+    sink: Sink | None = field(default=None, repr=False, compare=False)

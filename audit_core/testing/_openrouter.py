@@ -44,6 +44,7 @@ status faults         ``"400"``... ``"503"``: that status with an error object
 ``cache_write``       usage with ``cache_write_tokens`` (half the prompt)
 ``ignore_max_tokens`` an answer of ``overlong_tokens`` completion tokens, whatever asked
 ``trickle``           headers at once, then one byte every 0.4 s for ``trickle_s``
+``stream_stall``      a stream that sends its first delta, then nothing for ``trickle_s``
 ====================  ====================================================================
 """
 
@@ -97,6 +98,7 @@ Fault = Literal[
     "cache_write",
     "ignore_max_tokens",
     "trickle",
+    "stream_stall",
 ]
 Responder = Callable[[Mapping[str, Any]], str]
 
@@ -115,6 +117,7 @@ _ANSWER_FAULTS = frozenset(
         "byok",
         "cache_write",
         "ignore_max_tokens",
+        "stream_stall",
     }
 )
 # (prompt, completion, cache read, cache write) USD per token, as OpenRouter lists them.
@@ -460,6 +463,8 @@ class FakeOpenRouter:
                 delta["role"] = "assistant"
             choice = {"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}
             await resp.write(_sse({**base, "choices": [choice]}))
+            if fault == "stream_stall":
+                await asyncio.sleep(self.trickle_s)
         usage = answer.body.get("usage")
         if fault == "server_error":
             error = answer.body["error"]
