@@ -424,6 +424,7 @@ class _Rewriter:
         self.in_scope: set[str] = set()
         self.aliases: dict[str, str] = {}
         self.parent: Any = None
+        self.scopes: dict[int, Any] = {}
 
     def rewrite(self, tree: Any) -> Any:
         from sqlglot import exp
@@ -435,6 +436,7 @@ class _Rewriter:
                 if table.alias:
                     self.aliases[table.alias.lower()] = full
                 self.aliases[table.name.lower()] = full
+        self._index_scopes(tree)
         nodes = list(tree.walk(bfs=False))[::-1]
         for _ in range(2):  # twice: an alias may be typed after its first use
             for node in nodes:
@@ -460,7 +462,66 @@ class _Rewriter:
             _expand_generators(select)
         return tree
 
+    def _index_scopes(self, tree: Any) -> None:
+        """Which SELECT scope each column belongs to (sqlglot's scope analysis)."""
+        from sqlglot.errors import SqlglotError
+        from sqlglot.optimizer.scope import traverse_scope
+
+        try:
+            for scope in traverse_scope(tree):
+                for column in scope.columns:
+                    self.scopes[id(column)] = scope
+        except (SqlglotError, KeyError, AttributeError, TypeError, ValueError):
+            self.scopes.clear()  # the name-based lookup below still applies
+
     def column_type(self, column: Any) -> str | None:
+        scope = self.scopes.get(id(column))
+        if scope is not None:
+            found = self._scoped(scope, column.table, column.name.lower())
+            if found is not _UNRESOLVED:
+                return None if found is None else str(found)
+        return self._by_name(column)
+
+    def _scoped(self, scope: Any, table: str, name: str, depth: int = 0) -> Any:
+        """The column's type through its scope's sources; _UNRESOLVED when not found."""
+        if depth > 8:
+            return _UNRESOLVED
+        if table:
+            while scope is not None and table not in scope.sources:
+                scope = scope.parent
+            if scope is None:
+                return _UNRESOLVED
+            return self._source_column(scope.sources[table], name, depth)
+        found = [
+            kind
+            for source in scope.sources.values()
+            if (kind := self._source_column(source, name, depth)) is not _UNRESOLVED
+        ]
+        if len(found) == 1:
+            return found[0]
+        return None if found else _UNRESOLVED
+
+    def _source_column(self, source: Any, name: str, depth: int) -> Any:
+        from sqlglot import exp
+
+        if isinstance(source, exp.Table):
+            full = ".".join(p for p in (source.db, source.name) if p).lower()
+            return self.tables.get(full, {}).get(name, _UNRESOLVED)
+        select = getattr(source, "expression", None)
+        if isinstance(select, exp.SetOperation):
+            return _set_operation_column(select, name)
+        if not isinstance(select, exp.Select):
+            return _UNRESOLVED
+        for projection in select.expressions:
+            if isinstance(projection, exp.Star):
+                found = self._scoped(source, "", name, depth + 1)
+                if found is not _UNRESOLVED:
+                    return found
+            elif projection.alias_or_name.lower() == name:
+                return _t(projection)
+        return _UNRESOLVED
+
+    def _by_name(self, column: Any) -> str | None:
         name = column.name.lower()
         if column.table:
             table = self.aliases.get(column.table.lower())
@@ -488,6 +549,39 @@ class _Rewriter:
             kind, digits = self.params[node.name]
             return digits if kind in _INTEGRAL else None
         return None
+
+
+_UNRESOLVED = object()
+
+
+def _branches(node: Any) -> list[Any]:
+    from sqlglot import exp
+
+    if isinstance(node, exp.SetOperation):
+        return _branches(node.this) + _branches(node.expression)
+    if isinstance(node, exp.Subquery):
+        return _branches(node.this)
+    return [node] if isinstance(node, exp.Select) else []
+
+
+def _set_operation_column(union: Any, name: str) -> Any:
+    """A UNION's column: named by its first SELECT, typed as Spark widens all branches."""
+    from sqlglot import exp
+
+    selects = _branches(union)
+    first = selects[0] if selects else None
+    if first is None or any(isinstance(p, exp.Star) for s in selects for p in s.expressions):
+        return _UNRESOLVED
+    names = [p.alias_or_name.lower() for p in first.expressions]
+    if name not in names:
+        return _UNRESOLVED
+    index = names.index(name)
+    spark: str | None = "void"
+    for select in selects:
+        if index >= len(select.expressions):
+            return None
+        spark = _wider(spark, _t(select.expressions[index]))
+    return spark
 
 
 def _t(node: Any) -> str | None:
@@ -629,7 +723,7 @@ def _infer_sum(node: Any, ctx: _Rewriter) -> str | None:
     spark = _t(node.this.expressions[0] if isinstance(node.this, exp.Distinct) else node.this)
     if spark in _INTEGRAL:
         return "bigint"
-    if spark in _FRACTIONAL:
+    if spark in _FRACTIONAL or spark == "string":  # Spark sums a string column as DOUBLE
         return "double"
     found = _dec(spark)
     return _bounded(found[0] + 10, found[1]) if found else None
@@ -637,7 +731,7 @@ def _infer_sum(node: Any, ctx: _Rewriter) -> str | None:
 
 def _infer_avg(node: Any, ctx: _Rewriter) -> str | None:
     spark = _t(node.this)
-    if spark in _INTEGRAL or spark in _FRACTIONAL:
+    if spark in _INTEGRAL or spark in _FRACTIONAL or spark == "string":
         return "double"
     found = _dec(spark)
     return _bounded(found[0] + 4, found[1] + 4) if found else None
@@ -1012,7 +1106,21 @@ def _filter(node: Any, ctx: _Rewriter) -> Any:
     return _retype(node, node.meta.get("spark"))
 
 
+def _sum(node: Any, ctx: _Rewriter) -> Any:
+    _numeric_argument(node)
+    return _retype_value(node, ctx)
+
+
+def _numeric_argument(node: Any) -> None:
+    """sum / avg of a STRING column: Spark casts each value to DOUBLE (ANSI: or fails)."""
+    from sqlglot import exp
+
+    if _t(node.this) == "string" and not isinstance(node.this, exp.Distinct):
+        node.set("this", _strict_number(node.this, "double"))
+
+
 def _avg(node: Any, ctx: _Rewriter) -> Any:
+    _numeric_argument(node)
     if not _is_decimal(_t(node.this)) or _wrapped(ctx):
         return None
     return _decimal_avg(node, None)
@@ -2185,7 +2293,7 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.Cast: _cast_rule,
         exp.TryCast: _cast_rule,
         exp.Typeof: _typeof,
-        exp.Sum: _retype_value,
+        exp.Sum: _sum,
         exp.Count: _retype_value,
         exp.CountIf: _retype_value,
         exp.Avg: _avg,

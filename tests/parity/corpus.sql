@@ -1456,3 +1456,102 @@ SELECT CAST(TIMESTAMP'2025-01-01 10:00:00.5' AS STRING) AS s;
 
 -- id: date_format_ts_millis
 SELECT date_format(TIMESTAMP'2025-01-01 10:00:00.123', 'HH:mm:ss.SSS') AS s;
+
+-- id: scope_subquery_cast_int_sum
+SELECT sum(amount) AS s FROM (SELECT CAST(amount AS INT) AS amount FROM gold.recent_transactions);
+
+-- id: scope_cte_shadows_column
+WITH t AS (SELECT transaction_id, amount * 2 AS amount FROM gold.recent_transactions)
+SELECT avg(amount) AS a FROM t;
+
+-- id: scope_union_widens
+SELECT sum(x) AS s FROM (SELECT 1 AS x UNION ALL SELECT 2.5 AS x);
+
+-- id: scope_join_same_name
+SELECT t.status, c.status AS card_status, count(*) AS n FROM gold.recent_transactions t
+JOIN gold.credit_cards c USING (card_id) GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- id: scope_correlated_decimal
+SELECT c.card_id, (SELECT sum(t.amount) FROM gold.recent_transactions t WHERE t.card_id = c.card_id)
+  / c.monthly_limit AS share FROM gold.credit_cards c ORDER BY 1;
+
+-- id: scope_star_subquery
+SELECT avg(amount) AS a FROM (SELECT * FROM gold.recent_transactions WHERE amount > 100);
+
+-- id: scope_alias_in_outer
+SELECT card_id, total / 2 AS half FROM (SELECT card_id, sum(amount) AS total
+  FROM gold.recent_transactions GROUP BY card_id) ORDER BY 1;
+
+-- id: decimal_negative_literal
+SELECT amount * -1 AS neg, amount - 0.5 AS less FROM gold.recent_transactions WHERE transaction_id = 'TXN003';
+
+-- id: decimal_between_literals
+SELECT count(*) AS n FROM gold.recent_transactions WHERE amount BETWEEN 100.5 AND 1000;
+
+-- id: decimal_case_zero
+SELECT CASE WHEN amount > 1000 THEN amount ELSE 0 END AS capped FROM gold.recent_transactions
+ORDER BY transaction_id LIMIT 3;
+
+-- id: coalesce_decimal_literal
+SELECT coalesce(invoice_amount, 0.5) AS a FROM gold.emails ORDER BY email_id;
+
+-- id: avg_of_division
+SELECT avg(amount / 2) AS a FROM gold.recent_transactions;
+
+-- id: sum_of_product
+SELECT sum(amount * 1.5) AS s FROM gold.recent_transactions;
+
+-- id: window_deviation_from_avg
+SELECT transaction_id, amount - avg(amount) OVER (PARTITION BY department) AS dev
+FROM gold.recent_transactions ORDER BY 1;
+
+-- id: months_between_columns
+SELECT transaction_id, months_between(transaction_date, posted_date) AS m
+FROM gold.recent_transactions ORDER BY 1 LIMIT 5;
+
+-- id: timestampdiff_month_columns
+SELECT t.transaction_id, timestampdiff(MONTH, c.issued_date, t.transaction_date) AS m
+FROM gold.recent_transactions t JOIN gold.credit_cards c USING (card_id) ORDER BY 1 LIMIT 5;
+
+-- id: datediff_timestamp_columns
+SELECT e.email_id, datediff(e.received_at, t.transaction_date) AS d FROM gold.emails e
+JOIN gold.recent_transactions t USING (transaction_id) ORDER BY 1;
+
+-- id: extract_from_timestamp_column
+SELECT extract(DOW FROM transaction_date) AS d, extract(SECOND FROM transaction_date) AS s
+FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
+
+-- id: cast_amount_string_roundtrip
+SELECT CAST(CAST(amount AS STRING) AS DECIMAL(18, 2)) = amount AS same FROM gold.recent_transactions
+ORDER BY transaction_id LIMIT 3;
+
+-- id: param_int_times_decimal
+-- params: {"k": 3}
+SELECT amount * :k AS x FROM gold.recent_transactions WHERE transaction_id = 'TXN003';
+
+-- id: param_string_code
+-- params: {"code": "4816"}
+SELECT count(*) AS n FROM gold.recent_transactions WHERE merchant_category_code = :code;
+
+-- id: union_decimal_column_literal
+SELECT amount AS v FROM gold.recent_transactions WHERE transaction_id = 'TXN001' UNION ALL SELECT 1.5 ORDER BY 1;
+
+-- id: date_add_param_days
+-- params: {"d": 7}
+SELECT date_add(posted_date, :d) AS d FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
+
+-- id: string_column_plus_int
+SELECT merchant_category_code + 1 AS m FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
+
+-- id: sum_of_string_column
+SELECT sum(merchant_category_code) AS s FROM gold.recent_transactions;
+
+-- id: having_on_decimal_avg
+SELECT department FROM gold.recent_transactions GROUP BY department HAVING avg(amount) > 1000 ORDER BY 1;
+
+-- id: order_by_decimal_division
+SELECT transaction_id FROM gold.recent_transactions ORDER BY amount / 7 DESC, transaction_id LIMIT 3;
+
+-- id: nested_window_over_aggregate
+SELECT department, sum(amount) AS total, rank() OVER (ORDER BY sum(amount) DESC) AS r
+FROM gold.recent_transactions GROUP BY department ORDER BY r;
