@@ -3,13 +3,17 @@
 Steps, each checkpointed (state store, and the ``workflow_state`` table of the results
 database so a ``--resume`` works even on the embedded, non-durable store):
 
-1. ``lock``: take the run lock, restore state (resume) or start fresh;
+1. ``lock``: take the run lock, restore state (resume) or start fresh; a run records its
+   data source (fixtures, generated rows, warehouse, rules and their hashes), and a
+   resume against another source is refused, naming the difference;
 2. ``load``: transactions since the last completed audit;
-3. ``checks``: deterministic SQL rules, one checkpoint per rule; flags are written per
-   rule with stable ids, so a rule re-run after an interruption writes nothing twice;
-4. ``llm``: the ambiguous remainder (unknown vendors: what was bought is not in the
-   vendor master) is classified in one concurrent batch when an LLM is configured;
-   otherwise the step says why it was skipped and the items become INFO flags;
+3. ``checks``: the SQL rules (`audit_core.rules`: built-in files plus ``--rules DIR``),
+   one checkpoint per rule; flags are written per rule with stable ids, so a rule re-run
+   after an interruption writes nothing twice, and a (transaction, rule) already flagged
+   by an earlier completed run is not flagged again unless ``force``;
+4. ``llm``: the ambiguous remainder (the ``llm`` rule: unknown vendors) is classified in
+   one concurrent batch when an LLM is configured; without a key, or when the endpoint
+   fails, the items become INFO flags for human review and the report says why;
 5. ``finish``: flush the hash-chained trail, mark the run complete, verify the trail.
 """
 
@@ -23,103 +27,25 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from audit_core._logging import get_logger
 from audit_core._settings import Settings
 from audit_core.db import AuditTrail, Flag, FlagStore, ensure_schema
 from audit_core.db._flags import flag_id_for
 from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
+from audit_core.rules import Rule, load_rules
 from audit_core.state import AsyncStateStore
 from audit_core.warehouse import DatabricksClient
 
+_log = get_logger("audit_core.demo")
 AGENT = "demo-auditor"
-ROUND_THRESHOLD = Decimal(1000)
-LABELS = ["business", "personal", "suspicious"]
-LLM_RISK = {"suspicious": "HIGH", "personal": "MEDIUM", "business": "LOW"}
 STEPS = ("lock", "load", "checks", "llm", "finish")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rule:
-    name: str
-    risk_level: str
-    confidence: float
-    title: str
-    sql: str
-
-
 _SINCE = "transaction_date > :since"
-RULES: tuple[Rule, ...] = (
-    Rule(
-        name="duplicate_charge",
-        risk_level="HIGH",
-        confidence=0.95,
-        title="Duplicate charge within 24 hours",
-        sql="WITH t AS (SELECT transaction_id, amount, transaction_date, "
-        "lag(transaction_id) OVER (PARTITION BY card_id, vendor_name, amount ORDER BY transaction_date) AS prev_id, "
-        "lag(transaction_date) OVER (PARTITION BY card_id, vendor_name, amount ORDER BY transaction_date) AS prev_at "
-        f"FROM gold.recent_transactions WHERE {_SINCE} AND amount > 0) "
-        "SELECT transaction_id, amount, concat('same card, vendor and amount as ', prev_id, ', ', "
-        "CAST(round((unix_timestamp(transaction_date) - unix_timestamp(prev_at)) / 60) AS INT), ' min earlier') AS detail "
-        "FROM t WHERE prev_at IS NOT NULL AND unix_timestamp(transaction_date) - unix_timestamp(prev_at) < 86400",
-    ),
-    Rule(
-        name="round_amount",
-        risk_level="MEDIUM",
-        confidence=0.6,
-        title="Round amount over the threshold",
-        sql="SELECT transaction_id, amount, concat('round amount ', CAST(amount AS STRING)) AS detail "
-        f"FROM gold.recent_transactions WHERE {_SINCE} AND amount >= :round_threshold AND amount % 100 = 0",
-    ),
-    Rule(
-        name="split_purchase",
-        risk_level="HIGH",
-        confidence=0.85,
-        title="Split purchase under the approval limit",
-        sql="WITH near AS (SELECT t.transaction_id, t.card_id, t.vendor_name, t.amount, "
-        "to_date(t.transaction_date) AS day, c.approval_limit FROM gold.recent_transactions t "
-        "JOIN gold.credit_cards c ON t.card_id = c.card_id WHERE t.transaction_date > :since "
-        "AND t.amount < c.approval_limit AND t.amount >= c.approval_limit * 0.9), "
-        "grp AS (SELECT card_id, vendor_name, day, count(*) AS n, sum(amount) AS total, "
-        "max(approval_limit) AS lim FROM near GROUP BY card_id, vendor_name, day "
-        "HAVING count(*) >= 2 AND sum(amount) > max(approval_limit)) "
-        "SELECT n.transaction_id, n.amount, concat(CAST(g.n AS STRING), ' charges on one day totalling ', "
-        "CAST(g.total AS STRING), ', each under the ', CAST(g.lim AS STRING), ' approval limit') AS detail "
-        "FROM near n JOIN grp g ON n.card_id = g.card_id AND n.vendor_name = g.vendor_name AND n.day = g.day",
-    ),
-    Rule(
-        name="weekend_spend",
-        risk_level="LOW",
-        confidence=0.5,
-        title="Weekend spend",
-        sql="SELECT transaction_id, amount, concat('charged on a ', date_format(transaction_date, 'EEEE')) AS detail "
-        f"FROM gold.recent_transactions WHERE {_SINCE} AND dayofweek(transaction_date) IN (1, 7)",
-    ),
-    Rule(
-        name="card_bank_mismatch",
-        risk_level="HIGH",
-        confidence=0.9,
-        title="Charge settled to another bank account",
-        sql="SELECT t.transaction_id, t.amount, concat('charged to ', t.account_id, ', card ', t.card_id, "
-        "' settles to ', c.account_id) AS detail FROM gold.recent_transactions t "
-        "JOIN gold.credit_cards c ON t.card_id = c.card_id "
-        "WHERE t.transaction_date > :since AND t.account_id <> c.account_id",
-    ),
-)
-UNKNOWN_VENDOR_SQL = (
-    "SELECT transaction_id, amount, vendor_name, description, department, merchant_category_code "
-    f"FROM gold.recent_transactions WHERE {_SINCE} AND vendor_id IS NULL ORDER BY transaction_id"
-)
-
-
-CLASSIFY_INSTRUCTIONS = (
-    "You review corporate card transactions whose vendor is not in the vendor "
-    "master. Decide whether each looks like a business expense, a personal "
-    "expense on a company card, or suspicious (possible fraud)."
-)
+# Settings that change what a run finds: a resume must see the same ones.
+_SOURCE_SETTINGS = ("warehouse_backend", "default_model", "escalation_model")
 
 
 class _StopAfter(Exception):
@@ -127,6 +53,11 @@ class _StopAfter(Exception):
 
 
 Interrupted = _StopAfter  # the name the CLI catches
+
+
+def new_run_id() -> str:
+    """A fresh run id: sortable by start time, unique across processes."""
+    return f"audit-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(kw_only=True)
@@ -139,6 +70,7 @@ class Report:
     flags_by_severity: Counter[str] = field(default_factory=Counter)
     flags_by_risk: Counter[str] = field(default_factory=Counter)
     flags_written: int = 0
+    duplicates_skipped: dict[str, int] = field(default_factory=dict)
     deterministic_ops: int = 0
     llm_items: int = 0
     llm_note: str = ""
@@ -149,48 +81,366 @@ class Report:
     trail_rows: int = 0
     results_path: str = ""
     state_url: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 class Progress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
+    """Progress on long steps: a live line on a terminal, else a structured log event
+    (``audit_core.demo.progress``) at most every ``interval_s`` seconds."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO, *, interval_s: float = 5.0) -> None:
         self.stream = stream
-        self.enabled = stream.isatty()
+        self.live = stream.isatty()
+        self.interval_s = interval_s
+        self._last = -interval_s
 
     def show(self, text: str) -> None:
-        if self.enabled:
+        if self.live:
             self.stream.write("\r\x1b[2K" + text)
             self.stream.flush()
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            _log.info("audit_core.demo.progress", step=text)
 
     def done(self) -> None:
-        if self.enabled:
+        if self.live:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
 
 
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    """What the command line decides about one run."""
+
+    out_dir: Path
+    rows: int | None = None
+    resume: str | None = None
+    run_id: str | None = None
+    rules_dirs: tuple[Path, ...] = ()
+    force: bool = False
+    stop_after: str | None = None
+
+
+def _source(
+    settings: Settings, fixtures: Path | None, rows: int | None, rules: list[Rule]
+) -> dict[str, Any]:
+    return {
+        "fixtures": str(fixtures) if fixtures is not None else "<shipped fixtures>",
+        "rows": rows,
+        "rules": {r.name: r.hash for r in rules},
+        "settings": {k: getattr(settings, k) for k in _SOURCE_SETTINGS},
+    }
+
+
+def _differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    out = []
+    for key in ("fixtures", "rows"):
+        if recorded.get(key) != now.get(key):
+            out.append(f"{key}: run used {recorded.get(key)!r}, now {now.get(key)!r}")
+    before, after = recorded.get("rules", {}), now.get("rules", {})
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            what = "added" if name not in before else "removed" if name not in after else "changed"
+            out.append(f"rule {name!r} {what}")
+    for key, value in now.get("settings", {}).items():
+        if recorded.get("settings", {}).get(key) != value:
+            out.append(f"setting {key}: run used {recorded['settings'].get(key)!r}, now {value!r}")
+    return out
+
+
+class _Run:
+    """One audit pass: the clients, the state, and one method per step."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: DemoOptions,
+        *,
+        rules: list[Rule],
+        warehouse: DatabricksClient,
+        results: DatabricksClient,
+        store: AsyncStateStore,
+        trail: AuditTrail,
+        report: Report,
+        progress: Progress,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.sql_rules = [r for r in rules if r.kind == "sql"]
+        llm_rules = [r for r in rules if r.kind == "llm"]
+        self.llm_rule = llm_rules[-1] if llm_rules else None
+        self.warehouse = warehouse
+        self.results = results
+        self.store = store
+        self.trail = trail
+        self.flags = FlagStore(results)
+        self.report = report
+        self.progress = progress
+        self.run_id = report.run_id
+        self.state: dict[str, Any] = {}
+        self.done: list[str] = []
+
+    async def checkpoint(self, step: str, **changes: Any) -> None:
+        if step not in self.done:
+            self.done.append(step)
+        await self.trail.flush()  # the head is in audit_trail_heads; keep it here too
+        self.state.update(
+            changes,
+            steps_done=self.done,
+            current_step=step,
+            status="in_progress",
+            trail_head=self.trail.head.as_state(),
+        )
+        await self.store.save(self.run_id, self.state)
+        await _save_row(self.results, self.run_id, self.state)
+        if self.options.stop_after == step:
+            raise Interrupted(step)
+
+    async def timed(self, step: str, work: Any) -> None:
+        t0 = time.perf_counter()
+        await work
+        self.report.step_seconds[step] = time.perf_counter() - t0
+
+    async def lock(self) -> None:
+        state = await _restore(self.store, self.results, self.run_id)
+        if self.options.resume is not None and not state:
+            raise ConfigError(f"nothing to resume: no saved state for run {self.run_id!r}")
+        if state.get("status") == "completed":
+            raise ConfigError(f"run {self.run_id!r} is already completed")
+        recorded = state.get("source")
+        if recorded is not None:
+            differences = _differences(recorded, self.report.source)
+            if differences:
+                raise ConfigError(
+                    f"run {self.run_id!r} was started on another source; resume it on the "
+                    f"same one ({'; '.join(differences)})"
+                )
+        self.state = state
+        self.state.setdefault("started_at", datetime.now(UTC).isoformat())
+        self.state["source"] = self.report.source
+        self.done = list(state.get("steps_done", []))
+        await self.trail.record(
+            AGENT, "state.restore", output_summary=f"resumed={self.report.resumed}"
+        )
+        await self.checkpoint("lock")
+
+    async def load(self) -> None:
+        if "load" in self.done:
+            since = datetime.fromisoformat(self.state["since"])
+            self.report.rows_scanned = int(self.state["rows_scanned"])
+            self.report.skipped_steps.append("load")
+        else:
+            self.progress.show("load: reading transactions since the last completed audit...")
+            async with self.trail.trace(AGENT, "warehouse.get_last_audit_timestamp") as t:
+                since = await self.warehouse.get_last_audit_timestamp()
+                count = await self.warehouse.query_arrow(
+                    f"SELECT count(*) AS n FROM gold.recent_transactions WHERE {_SINCE}",
+                    {"since": since},
+                )
+                self.report.rows_scanned = int(count.column(0)[0].as_py())
+                t.output_summary = f"{self.report.rows_scanned} rows since {since.isoformat()}"
+        self.report.since = since
+        await self.checkpoint(
+            "load", since=since.isoformat(), rows_scanned=self.report.rows_scanned
+        )
+
+    async def _already_flagged(self, rule: str) -> set[str]:
+        """Transactions an earlier completed run already flagged under ``rule``."""
+        if self.options.force:
+            return set()
+        table = await self.results.query_arrow(
+            "SELECT DISTINCT f.transaction_id FROM flags f JOIN workflow_state w "
+            "ON f.audit_run_id = w.audit_run_id WHERE w.workflow_status = 'completed' "
+            "AND f.rule = :rule AND f.audit_run_id <> :run",
+            {"rule": rule, "run": self.run_id},
+        )
+        return set(table.column(0).to_pylist())
+
+    async def _write(self, rule: str, flags: list[Flag]) -> int:
+        seen = await self._already_flagged(rule)
+        fresh = [f for f in flags if f.transaction_id not in seen]
+        if len(fresh) < len(flags):
+            self.report.duplicates_skipped[rule] = len(flags) - len(fresh)
+        await self.flags.add_many(fresh, skip_existing=True)
+        return len(fresh)
+
+    async def checks(self) -> None:
+        assert self.report.since is not None
+        rules_done: dict[str, int] = dict(self.state.get("rules_done", {}))
+        skipped = dict(self.state.get("duplicates_skipped", {}))
+        total = len(self.sql_rules)
+        for i, rule in enumerate(self.sql_rules, 1):
+            if rule.name in rules_done:
+                continue
+            self.progress.show(f"checks: {rule.name} ({i}/{total})")
+            async with self.trail.trace(AGENT, f"rule.{rule.name}") as t:
+                hits = await self.warehouse.query_arrow(
+                    rule.sql, rule.bind(since=self.report.since)
+                )
+                found = [_rule_flag(self.run_id, rule, r) for r in hits.to_pylist()]
+                written = await self._write(rule.name, found)
+                t.output_summary = f"{written} flags"
+            rules_done[rule.name] = written
+            skipped.update(self.report.duplicates_skipped)
+            step = "checks" if i == total else f"checks.{rule.name}"
+            await self.checkpoint(step, rules_done=rules_done, duplicates_skipped=skipped)
+        if "checks" not in self.done:
+            await self.checkpoint("checks", rules_done=rules_done, duplicates_skipped=skipped)
+        elif self.report.resumed:
+            self.report.skipped_steps.append("checks")
+        self.report.duplicates_skipped = skipped
+
+    async def llm(self) -> None:
+        rule = self.llm_rule
+        if rule is None:
+            self.report.llm_note = "no llm rule is configured"
+            await self.checkpoint("llm", llm_note=self.report.llm_note, llm_costs={})
+            return
+        table = await self.warehouse.query_arrow(rule.sql, rule.bind(since=self.report.since))
+        ambiguous = table.to_pylist()
+        self.report.llm_items = len(ambiguous)
+        if "llm" in self.done:
+            self.report.skipped_steps.append("llm")
+            self.report.llm_note = self.state.get("llm_note", "")
+            self.report.llm_costs = self.state.get("llm_costs", {})
+            return
+        self.progress.show(f"llm: {len(ambiguous)} ambiguous transactions")
+        note, costs = await self._classify(rule, ambiguous)
+        self.report.llm_note, self.report.llm_costs = note, costs
+        await self.checkpoint("llm", llm_note=note, llm_costs=costs)
+
+    async def _classify(
+        self, rule: Rule, ambiguous: list[dict[str, Any]]
+    ) -> tuple[str, dict[str, Any]]:
+        """Classify the ambiguous items; without a key they become INFO flags for review."""
+        if not ambiguous:
+            return "nothing ambiguous to classify", {}
+        if not self.settings.openrouter_api_key:
+            note = (
+                f"skipped: no OPENROUTER_API_KEY (or AUDIT_LLM_BASE_URL endpoint key) is set; "
+                f"{len(ambiguous)} unknown-vendor transactions became INFO flags for human review"
+            )
+            review = "needs human review (LLM stage skipped)"
+            await self._write(
+                rule.name, [_review_flag(self.run_id, rule, r, review) for r in ambiguous]
+            )
+            await self.trail.record(AGENT, "llm.skipped", output_summary=note)
+            return note, {}
+        from audit_core.llm import AsyncLLMClient
+
+        items = [
+            {
+                "vendor": r["vendor_name"],
+                "description": r["description"],
+                "amount": str(r["amount"]),
+                "department": r["department"],
+            }
+            for r in ambiguous
+        ]
+        async with AsyncLLMClient.from_settings(self.settings, trail=self.trail) as client:
+            answers = await client.classify(
+                items,
+                list(rule.labels),
+                agent_name="vendor-classifier",
+                batch_size=10,
+                instructions=rule.instructions,
+            )
+            costs = client.costs.snapshot()
+        found = []
+        failures: Counter[str] = Counter()
+        for row, answer in zip(ambiguous, answers, strict=True):
+            if answer.label is None:
+                reason = type(answer.error).__name__ if answer.error else "no valid answer"
+                failures[reason] += 1
+                found.append(_review_flag(self.run_id, rule, row, f"LLM gave no answer ({reason})"))
+                continue
+            found.append(
+                _rule_flag(
+                    self.run_id,
+                    rule,
+                    {**row, "detail": answer.rationale or row["detail"]},
+                    risk_level=rule.severity_by_label[answer.label],
+                    confidence=round(float(answer.confidence or 0.0), 3),
+                    title=f"{rule.title}: classified {answer.label}",
+                    detected_by="llm:" + answer.model,
+                    evidence={
+                        "model": answer.model,
+                        "escalated": answer.escalated,
+                        "label": answer.label,
+                    },
+                )
+            )
+        await self._write(rule.name, found)
+        escalated = sum(1 for a in answers if a.escalated)
+        note = f"classified {len(answers) - sum(failures.values())} items ({escalated} escalated)"
+        if failures:
+            why = ", ".join(f"{n} x {reason}" for reason, n in failures.most_common())
+            note += (
+                f"; {sum(failures.values())} items fell back to INFO flags for human review "
+                f"because the LLM endpoint failed ({why})"
+            )
+        return note, costs
+
+    async def finish(self) -> None:
+        report = self.report
+        all_flags = await self.results.query_arrow(
+            "SELECT rule, severity_level, risk_level, count(*) AS n FROM flags "
+            "WHERE audit_run_id = :run GROUP BY rule, severity_level, risk_level",
+            {"run": self.run_id},
+        )
+        for row in all_flags.to_pylist():
+            report.flags_by_rule[row["rule"]] += row["n"]
+            report.flags_by_severity[row["severity_level"]] += row["n"]
+            report.flags_by_risk[row["risk_level"]] += row["n"]
+        report.flags_written = sum(report.flags_by_rule.values())
+        report.deterministic_ops = report.rows_scanned * (len(self.sql_rules) + 1)
+        await self.trail.record(
+            AGENT, "run.complete", output_summary=f"{report.flags_written} flags"
+        )
+        head = await self.trail.complete()
+        verification = await self.trail.verify()
+        report.trail_ok, report.trail_rows = verification.ok, verification.rows
+        summary = {
+            "rows_scanned": report.rows_scanned,
+            "flags": report.flags_written,
+            "flags_by_severity": dict(report.flags_by_severity),
+            "trail_rows": head.rows,
+            "trail_head": head.last_hash,
+            "trail_hash_algorithm": head.hash_algorithm,
+        }
+        self.state.update(
+            status="completed",
+            current_step="finish",
+            steps_done=[*self.done, "finish"],
+            trail_head=head.as_state(),
+        )
+        await self.store.mark_complete(self.run_id, summary)
+        self.state["summary"] = summary
+        self.state["completed_at"] = datetime.now(UTC).isoformat()
+        await _save_row(self.results, self.run_id, self.state, completed=True)
+
+
 async def run_demo(
-    settings: Settings,
-    *,
-    out_dir: Path,
-    rows: int | None = None,
-    resume: str | None = None,
-    stop_after: str | None = None,
-    progress: Progress | None = None,
+    settings: Settings, options: DemoOptions, *, progress: Progress | None = None
 ) -> Report:
     """Run one audit pass; returns the report (see `render`)."""
-    progress = progress or Progress()
+    progress = progress or Progress(sys.stderr)
+    out_dir = options.out_dir
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    rules = await asyncio.to_thread(load_rules, options.rules_dirs)
     fixtures = settings.fixtures_dir
-    if rows is not None:
+    if options.rows is not None:
         from audit_core.fixtures import generate
 
-        fixtures = out_dir / f"generated-{rows}"
+        fixtures = out_dir / f"generated-{options.rows}"
         if not (fixtures / "manifest.json").is_file():
-            progress.show(f"generating {rows:,} transactions...")
-            await asyncio.to_thread(generate, rows, 7, fixtures)
-    run_id = resume or f"audit-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    report = Report(run_id=run_id, resumed=resume is not None)
+            progress.show(f"generating {options.rows:,} transactions...")
+            await asyncio.to_thread(generate, options.rows, 7, fixtures)
+    run_id = options.resume or options.run_id or new_run_id()
+    report = Report(run_id=run_id, resumed=options.resume is not None)
+    report.source = _source(settings, fixtures, options.rows, rules)
     results_db = out_dir / "audit.duckdb"
     report.results_path = str(results_db)
 
@@ -198,7 +448,7 @@ async def run_demo(
     report.state_url = store.url + ("" if store.durable else " (embedded, not durable)")
     warehouse = (
         DatabricksClient.from_settings(settings)
-        if rows is None
+        if options.rows is None
         else DatabricksClient.local(fixtures)
     )
     results = DatabricksClient.local(database=str(results_db), load_fixtures=False)
@@ -206,139 +456,21 @@ async def run_demo(
         if store.durable and not await store.health():
             raise StateStoreUnavailableError(f"state store {store.url} is unreachable")
         await ensure_schema(results)
-        flags = FlagStore(results)
         trail = AuditTrail.from_env(results, run_id)
         async with trail, store.lock(run_id, ttl_s=60, wait_s=5):
-            state = await _restore(store, results, run_id)
-            if resume is not None and not state:
-                raise ConfigError(f"nothing to resume: no saved state for run {run_id!r}")
-            if state.get("status") == "completed":
-                raise ConfigError(f"run {run_id!r} is already completed")
-            done: list[str] = list(state.get("steps_done", []))
-            state.setdefault("started_at", datetime.now(UTC).isoformat())
-
-            async def checkpoint(step: str, **changes: Any) -> None:
-                if step not in done:
-                    done.append(step)
-                await trail.flush()  # the head is in audit_trail_heads; keep it here too
-                state.update(
-                    changes,
-                    steps_done=done,
-                    current_step=step,
-                    status="in_progress",
-                    trail_head=trail.head.as_state(),
-                )
-                await store.save(run_id, state)
-                await _save_row(results, run_id, state)
-                if stop_after == step:
-                    raise Interrupted(step)
-
-            # 1. lock + restore -------------------------------------------------------
-            t0 = time.perf_counter()
-            await trail.record(AGENT, "state.restore", output_summary=f"resumed={report.resumed}")
-            report.step_seconds["lock"] = time.perf_counter() - t0
-            await checkpoint("lock")
-
-            # 2. load ------------------------------------------------------------------
-            t0 = time.perf_counter()
-            if "load" in done:
-                since = datetime.fromisoformat(state["since"])
-                report.rows_scanned = int(state["rows_scanned"])
-                report.skipped_steps.append("load")
-            else:
-                progress.show("load: reading transactions since the last completed audit...")
-                async with trail.trace(AGENT, "warehouse.get_last_audit_timestamp") as t:
-                    since = await warehouse.get_last_audit_timestamp()
-                    count = await warehouse.query_arrow(
-                        f"SELECT count(*) AS n FROM gold.recent_transactions WHERE {_SINCE}",
-                        {"since": since},
-                    )
-                    report.rows_scanned = int(count.column(0)[0].as_py())
-                    t.output_summary = f"{report.rows_scanned} rows since {since.isoformat()}"
-            report.since = since
-            report.step_seconds["load"] = time.perf_counter() - t0
-            await checkpoint("load", since=since.isoformat(), rows_scanned=report.rows_scanned)
-
-            # 3. deterministic checks ----------------------------------------------------
-            t0 = time.perf_counter()
-            rules_done: dict[str, int] = dict(state.get("rules_done", {}))
-            params = {"since": since, "round_threshold": ROUND_THRESHOLD}
-            for i, rule in enumerate(RULES, 1):
-                if rule.name in rules_done:
-                    continue
-                progress.show(f"checks: {rule.name} ({i}/{len(RULES)})")
-                async with trail.trace(AGENT, f"rule.{rule.name}") as t:
-                    hits = await warehouse.query_arrow(
-                        rule.sql, {k: v for k, v in params.items() if f":{k}" in rule.sql}
-                    )
-                    found = [_rule_flag(run_id, rule, r) for r in hits.to_pylist()]
-                    await flags.add_many(found, skip_existing=True)
-                    t.output_summary = f"{len(found)} flags"
-                rules_done[rule.name] = len(found)
-                await checkpoint(
-                    "checks" if i == len(RULES) else f"checks.{rule.name}", rules_done=rules_done
-                )
-            if "checks" not in done:
-                await checkpoint("checks", rules_done=rules_done)
-            elif report.resumed:
-                report.skipped_steps.append("checks")
-            report.step_seconds["checks"] = time.perf_counter() - t0
-
-            # 4. the ambiguous remainder -------------------------------------------------
-            t0 = time.perf_counter()
-            ambiguous = (
-                await warehouse.query_arrow(UNKNOWN_VENDOR_SQL, {"since": since})
-            ).to_pylist()
-            report.llm_items = len(ambiguous)
-            if "llm" in done:
-                report.skipped_steps.append("llm")
-                report.llm_note = state.get("llm_note", "")
-                report.llm_costs = state.get("llm_costs", {})
-            else:
-                progress.show(f"llm: {len(ambiguous)} ambiguous transactions")
-                note, costs = await _llm_stage(settings, run_id, ambiguous, flags, trail)
-                report.llm_note, report.llm_costs = note, costs
-                await checkpoint("llm", llm_note=note, llm_costs=costs)
-            report.step_seconds["llm"] = time.perf_counter() - t0
-
-            # 5. finish ------------------------------------------------------------------
-            t0 = time.perf_counter()
-            all_flags = await results.query_arrow(
-                "SELECT rule, severity_level, risk_level, count(*) AS n FROM flags "
-                "WHERE audit_run_id = :run GROUP BY rule, severity_level, risk_level",
-                {"run": run_id},
+            run = _Run(
+                settings,
+                options,
+                rules=rules,
+                warehouse=warehouse,
+                results=results,
+                store=store,
+                trail=trail,
+                report=report,
+                progress=progress,
             )
-            for row in all_flags.to_pylist():
-                report.flags_by_rule[row["rule"]] += row["n"]
-                report.flags_by_severity[row["severity_level"]] += row["n"]
-                report.flags_by_risk[row["risk_level"]] += row["n"]
-            report.flags_written = sum(report.flags_by_rule.values())
-            report.deterministic_ops = report.rows_scanned * (len(RULES) + 1)
-            await trail.record(
-                AGENT, "run.complete", output_summary=f"{report.flags_written} flags"
-            )
-            head = await trail.complete()
-            verification = await trail.verify()
-            report.trail_ok, report.trail_rows = verification.ok, verification.rows
-            summary = {
-                "rows_scanned": report.rows_scanned,
-                "flags": report.flags_written,
-                "flags_by_severity": dict(report.flags_by_severity),
-                "trail_rows": head.rows,
-                "trail_head": head.last_hash,
-                "trail_hash_algorithm": head.hash_algorithm,
-            }
-            state.update(
-                status="completed",
-                current_step="finish",
-                steps_done=[*done, "finish"],
-                trail_head=head.as_state(),
-            )
-            await store.mark_complete(run_id, summary)
-            state["summary"] = summary
-            state["completed_at"] = datetime.now(UTC).isoformat()
-            await _save_row(results, run_id, state, completed=True)
-            report.step_seconds["finish"] = time.perf_counter() - t0
+            for step in STEPS:
+                await run.timed(step, getattr(run, step)())
     progress.done()
     return report
 
@@ -389,122 +521,37 @@ async def _save_row(
     )
 
 
-def _rule_flag(run_id: str, rule: Rule, hit: dict[str, Any]) -> Flag:
-    return Flag(
-        audit_run_id=run_id,
-        transaction_id=hit["transaction_id"],
-        risk_level=rule.risk_level,
-        confidence_score=rule.confidence,
-        explanation=hit["detail"],
-        rule=rule.name,
-        title=rule.title,
-        amount=hit["amount"],
-        detected_by="sql-rules",
-        flag_id=flag_id_for(run_id, rule.name, hit["transaction_id"]),
-    )
-
-
-def _unknown_vendor_flag(
+def _rule_flag(
     run_id: str,
-    row: dict[str, Any],
+    rule: Rule,
+    hit: dict[str, Any],
     *,
-    risk_level: str,
-    confidence: float,
-    title: str,
-    explanation: str,
-    detected_by: str,
+    risk_level: str | None = None,
+    confidence: float | None = None,
+    title: str | None = None,
+    detected_by: str = "sql-rules",
     evidence: Any = None,
 ) -> Flag:
     return Flag(
         audit_run_id=run_id,
-        transaction_id=row["transaction_id"],
-        risk_level=risk_level,
-        confidence_score=confidence,
-        explanation=explanation,
+        transaction_id=hit["transaction_id"],
+        risk_level=risk_level or rule.severity,
+        confidence_score=float(rule.confidence) if confidence is None else confidence,
+        explanation=hit["detail"],
         supporting_evidence_links=evidence,
-        rule="unknown_vendor",
-        title=title,
-        amount=row["amount"],
+        rule=rule.name,
+        title=title or rule.title,
+        amount=hit["amount"],
         detected_by=detected_by,
-        flag_id=flag_id_for(run_id, "unknown_vendor", row["transaction_id"]),
+        flag_id=flag_id_for(run_id, rule.name, hit["transaction_id"]),
     )
 
 
-async def _llm_stage(
-    settings: Settings,
-    run_id: str,
-    ambiguous: list[dict[str, Any]],
-    flags: FlagStore,
-    trail: AuditTrail,
-) -> tuple[str, dict[str, Any]]:
-    """Classify the ambiguous items, or turn them into INFO flags when no LLM is configured."""
-    if not ambiguous:
-        return "nothing ambiguous to classify", {}
-    if not settings.openrouter_api_key:
-        note = (
-            f"skipped: no OPENROUTER_API_KEY (or AUDIT_LLM_BASE_URL endpoint key) is set; "
-            f"{len(ambiguous)} unknown-vendor transactions became INFO flags for human review"
-        )
-        skipped = [
-            _unknown_vendor_flag(
-                run_id,
-                r,
-                risk_level="INFO",
-                confidence=0.5,
-                title="Unknown vendor: needs human review (LLM stage skipped)",
-                explanation=f"{r['vendor_name']}: {r['description']}",
-                detected_by="sql-rules",
-            )
-            for r in ambiguous
-        ]
-        await flags.add_many(skipped, skip_existing=True)
-        await trail.record(AGENT, "llm.skipped", output_summary=note)
-        return note, {}
-    from audit_core.llm import AsyncLLMClient
-
-    items = [
-        {
-            "vendor": r["vendor_name"],
-            "description": r["description"],
-            "amount": str(r["amount"]),
-            "department": r["department"],
-        }
-        for r in ambiguous
-    ]
-    async with AsyncLLMClient.from_settings(settings, trail=trail) as llm:
-        answers = await llm.classify(
-            items,
-            LABELS,
-            agent_name="vendor-classifier",
-            batch_size=10,
-            instructions=CLASSIFY_INSTRUCTIONS,
-        )
-        costs = llm.costs.snapshot()
-    found = []
-    for row, answer in zip(ambiguous, answers, strict=True):
-        if answer.label is None:
-            risk, confidence, title = "INFO", 0.5, "Unknown vendor: LLM gave no valid answer"
-        else:
-            risk = LLM_RISK[answer.label]
-            confidence = round(float(answer.confidence or 0.0), 3)
-            title = f"Unknown vendor classified {answer.label}"
-        evidence = {"model": answer.model, "escalated": answer.escalated, "label": answer.label}
-        found.append(
-            _unknown_vendor_flag(
-                run_id,
-                row,
-                risk_level=risk,
-                confidence=confidence,
-                title=title,
-                explanation=answer.rationale or f"{row['vendor_name']}: {row['description']}",
-                detected_by="llm:" + answer.model,
-                evidence=evidence,
-            )
-        )
-    await flags.add_many(found, skip_existing=True)
-    escalated = sum(1 for a in answers if a.escalated)
-    note = f"classified {len(answers)} items ({escalated} escalated)"
-    return note, costs
+def _review_flag(run_id: str, rule: Rule, row: dict[str, Any], why: str) -> Flag:
+    """An ambiguous item no model decided: INFO, for a person to look at."""
+    return _rule_flag(
+        run_id, rule, row, risk_level="INFO", confidence=0.5, title=f"{rule.title}: {why}"
+    )
 
 
 def render(report: Report) -> str:
@@ -554,6 +601,12 @@ def render(report: Report) -> str:
     lines.append(f"  time per step         {times}")
     if report.skipped_steps:
         lines.append(f"  resumed, not redone   {', '.join(report.skipped_steps)}")
+    if report.duplicates_skipped:
+        total = sum(report.duplicates_skipped.values())
+        lines.append(
+            f"  not flagged again     {total:,} findings already flagged by an earlier "
+            "completed run (use --force to flag them again)"
+        )
     verdict = "verified" if report.trail_ok else "FAILED verification"
     lines.append(f"  audit trail           {report.trail_rows} entries, hash chain {verdict}")
     lines.append(
@@ -573,6 +626,8 @@ def report_json(report: Report) -> str:
         "flags_by_severity": dict(report.flags_by_severity),
         "flags_by_risk": dict(report.flags_by_risk),
         "flags_written": report.flags_written,
+        "duplicates_skipped": report.duplicates_skipped,
+        "source": report.source,
         "llm_items": report.llm_items,
         "llm_note": report.llm_note,
         "llm_costs": report.llm_costs,

@@ -220,7 +220,6 @@ def test_interrupt_after_checks_then_resume_matches_uninterrupted(cli: Any, tmp_
     full = json.loads(cli("demo", "--json", "--out", "full").stdout)
     stopped = cli("demo", "--json", "--out", "r", "--stop-after", "checks")
     assert stopped.returncode == 130
-    assert "continue with --resume" in stopped.stderr
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
@@ -231,6 +230,8 @@ def test_interrupt_after_checks_then_resume_matches_uninterrupted(cli: Any, tmp_
     con.close()
     assert (status, step) == ("in_progress", "checks")
     assert flags_before == (11,)  # every SQL rule's flags, no LLM-stage flags yet
+    assert f"run {run_id} started" in stopped.stderr
+    assert f"continue with: audit-core demo --resume {run_id} --out r" in stopped.stderr
 
     resumed = cli("demo", "--json", "--out", "r", "--resume", run_id)
     assert resumed.returncode == 0, resumed.stderr

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from audit_core._settings import Settings
@@ -18,7 +19,16 @@ DEMO_STEPS = ("lock", "load", "checks", "llm")
 
 
 async def demo(args: argparse.Namespace, settings: Settings) -> int:
-    from audit_core._demo import Interrupted, Progress, render, report_json, run_demo
+    from audit_core._demo import (
+        DemoOptions,
+        Interrupted,
+        Progress,
+        new_run_id,
+        render,
+        report_json,
+        run_demo,
+    )
+    from audit_core.cli._rules import rule_folders
 
     if args.rows is not None and args.rows < 10:
         raise ConfigError(f"--rows must be at least 10, got {args.rows}")
@@ -26,18 +36,30 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
+    options = DemoOptions(
+        out_dir=args.out,
+        rows=args.rows,
+        resume=args.resume,
+        run_id=args.resume or new_run_id(),
+        rules_dirs=tuple(rule_folders(args)),
+        force=args.force,
+        stop_after=args.stop_after,
+    )
+    again = f"audit-core demo --resume {options.run_id}"
+    if args.rows is not None:
+        again += f" --rows {args.rows}"
+    if args.out != Path(".audit-core"):
+        again += f" --out {args.out}"
+    print(f"run {options.run_id} {'resumed' if args.resume else 'started'}", file=sys.stderr)
     try:
-        report = await run_demo(
-            settings,
-            out_dir=args.out,
-            rows=args.rows,
-            resume=args.resume,
-            stop_after=args.stop_after,
-            progress=Progress(sys.stderr),
-        )
+        report = await run_demo(settings, options, progress=Progress(sys.stderr))
     except Interrupted as stop:
-        print(f"interrupted after step {stop}; continue with --resume", file=sys.stderr)
+        print(f"interrupted after step {stop}; continue with: {again}", file=sys.stderr)
         return 130
+    except BaseException as exc:  # Ctrl-C, a crash: the run id is what lets it resume
+        if not (isinstance(exc, ConfigError) and "already completed" in str(exc)):
+            print(f"run {options.run_id} stopped; continue with: {again}", file=sys.stderr)
+        raise
     print(report_json(report) if args.json else render(report))
     return 0 if report.trail_ok else 1
 

@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     _out_option(demo)
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--metrics-port", type=int, help="serve metrics on 127.0.0.1:PORT")
+    demo.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        help="a folder of .sql rule files, added to the built-in rules (repeatable); "
+        "unset: AUDIT_RULES_DIR",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="flag again what an earlier completed run already flagged",
+    )
     demo.add_argument("--stop-after", choices=c.DEMO_STEPS, help=argparse.SUPPRESS)
 
     doctor = _command(
