@@ -421,3 +421,85 @@ def test_rules_list_check_and_show(cli: Any, tmp_path: Path) -> None:
     broken = cli("rules", "check", "--rules", str(folder))
     assert broken.returncode == 2
     assert f"{folder / 'broken.sql'}:2: severity must be one of" in broken.stderr
+
+
+# --- issue 19: runs an auditor can trust --------------------------------------------
+
+
+def test_resume_on_another_source_is_refused_naming_the_difference(cli: Any) -> None:
+    """A run started on 200 generated rows cannot be finished on the 28-row sample."""
+    stopped = cli("demo", "--rows", "200", "--stop-after", "load", "--json")
+    assert stopped.returncode == 130
+    run_id = stopped.stderr.split("run ", 1)[1].split()[0]
+    wrong = cli("demo", "--resume", run_id)
+    assert wrong.returncode == 2
+    assert "another source" in wrong.stderr
+    assert "rows: run used 200, now None" in wrong.stderr
+    right = cli("demo", "--resume", run_id, "--rows", "200", "--json")
+    assert right.returncode == 0, right.stderr
+    assert json.loads(right.stdout)["source"]["rows"] == 200
+
+
+def test_a_changed_rule_is_a_different_source(cli: Any, tmp_path: Path) -> None:
+    """Editing a rule between stop and resume is named, not silently mixed."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    rule = (
+        "-- name: big_ticket\n-- severity: HIGH\n-- confidence: 0.7\n-- title: Big\n"
+        "SELECT transaction_id, amount, 'big' AS detail FROM gold.recent_transactions\n"
+        "WHERE transaction_date > :since AND amount > 4000\n"
+    )
+    (folder / "big.sql").write_text(rule)
+    stopped = cli("demo", "--rules", str(folder), "--stop-after", "load")
+    run_id = stopped.stderr.split("run ", 1)[1].split()[0]
+    (folder / "big.sql").write_text(rule.replace("4000", "3000"))
+    changed = cli("demo", "--resume", run_id, "--rules", str(folder))
+    assert changed.returncode == 2
+    assert "rule 'big_ticket' changed" in changed.stderr
+
+
+def test_a_custom_rule_folder_produces_flags(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "big.sql").write_text(
+        "-- name: big_ticket\n-- severity: CRITICAL\n-- confidence: 0.7\n-- title: Big\n"
+        "SELECT transaction_id, amount, 'over 4000' AS detail FROM gold.recent_transactions\n"
+        "WHERE transaction_date > :since AND amount > 4000\n"
+    )
+    out = cli("demo", "--json", AUDIT_RULES_DIR=str(folder))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["flags_by_rule"]["big_ticket"] >= 1
+
+
+def test_re_auditing_a_covered_window_writes_no_second_flag(cli: Any, tmp_path: Path) -> None:
+    """A second run over the same window flags nothing twice, says so; --force flags again."""
+    first = json.loads(cli("demo", "--json").stdout)
+    second_out = cli("demo")
+    assert second_out.returncode == 0
+    assert "already flagged by an earlier completed run" in second_out.stdout
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / ".audit-core" / "audit.duckdb"))
+    (dupes,) = con.execute(
+        "SELECT count(*) - count(DISTINCT (transaction_id, rule)) FROM flags"
+    ).fetchone()  # type: ignore[misc]
+    (total,) = con.execute("SELECT count(*) FROM flags").fetchone()  # type: ignore[misc]
+    con.close()
+    assert dupes == 0
+    assert total == first["flags_written"]
+    forced = json.loads(cli("demo", "--json", "--force").stdout)
+    assert forced["flags_written"] == first["flags_written"]
+    assert forced["duplicates_skipped"] == {}
+
+
+async def test_an_unreachable_llm_endpoint_falls_back_to_info_flags(cli: Any) -> None:
+    """A key but no endpoint: the deterministic flags stand, the ambiguous items become
+    INFO flags, and the report says why (no traceback)."""
+    env = {"OPENROUTER_API_KEY": "sk-test-secret", "AUDIT_LLM_BASE_URL": "http://127.0.0.1:1"}
+    out = await asyncio.wait_for(asyncio.to_thread(cli, "demo", "--json", **env), 300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["flags_by_rule"]["unknown_vendor"] == 5
+    assert report["flags_by_severity"]["INFO"] == 5
+    assert "LLMConnectionError" in report["llm_note"]
+    assert "Traceback" not in out.stderr
