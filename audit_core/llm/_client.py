@@ -60,7 +60,6 @@ _log = get_logger("audit_core.llm")
 # The longest server-requested wait honoured by default (the openai SDK's figure).
 DEFAULT_MAX_RETRY_AFTER_S = 120.0
 _OVERLOAD_STATUS = frozenset({429, 503})
-_ZERO = Decimal(0)
 
 
 class LLMClientOptions(TypedDict, total=False):
