@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from decimal import Decimal
 from typing import Any, Self
 
@@ -61,6 +61,7 @@ class LLMStream:
         self._sink = sink
         self._task: asyncio.Task[LLMResponse] | None = None
         self._response: LLMResponse | None = None
+        self._deltas = self._read()
 
     @property
     def response(self) -> LLMResponse:
@@ -72,23 +73,24 @@ class LLMStream:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> str:
-        if self._task is None:
-            if self._start is None:
-                raise StopAsyncIteration
-            self._task = asyncio.create_task(self._start())
-            self._task.add_done_callback(lambda _: self._sink.queue.put_nowait(_END))
-            self._start = None
-        item = await self._sink.queue.get()
-        if item is _END:
-            self._response = self._task.result()  # raises the call's error, if any
-            raise StopAsyncIteration
-        assert isinstance(item, str)
-        return item
+    def __anext__(self) -> Awaitable[str]:
+        return self._deltas.__anext__()
+
+    async def _read(self) -> AsyncGenerator[str, None]:
+        if self._start is None:
+            return
+        self._task = asyncio.create_task(self._start())
+        self._task.add_done_callback(lambda _: self._sink.queue.put_nowait(_END))
+        self._start = None
+        while (item := await self._sink.queue.get()) is not _END:
+            assert isinstance(item, str)
+            yield item
+        self._response = self._task.result()  # raises the call's error, if any
 
     async def aclose(self) -> None:
         """Stop reading; a request still running is cancelled."""
         self._start = None
+        await self._deltas.aclose()
         task = self._task
         if task is not None and not task.done():
             task.cancel()
