@@ -543,6 +543,9 @@ def _rule_flag(
         title=title or rule.title,
         amount=hit["amount"],
         detected_by=detected_by,
+        vendor_name=hit.get("vendor_name"),
+        department=hit.get("department"),
+        transaction_date=hit.get("transaction_date"),
         flag_id=flag_id_for(run_id, rule.name, hit["transaction_id"]),
     )
 

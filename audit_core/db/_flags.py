@@ -44,6 +44,9 @@ _INSERT_COLUMNS = (
     "amount",
     "risk_level",
     "detected_by",
+    "vendor_name",
+    "department",
+    "transaction_date",
 )
 
 
@@ -74,6 +77,9 @@ class Flag:
     amount: Decimal | None = None
     risk_level: str | None = None
     detected_by: str | None = "rules"
+    vendor_name: str | None = None
+    department: str | None = None
+    transaction_date: datetime | None = None
     flag_id: str = ""
     reviewed: bool = False
     human_decision: str | None = None
@@ -310,6 +316,9 @@ def _row(flag: Flag) -> dict[str, Any]:
         "amount": flag.amount,
         "risk_level": flag.risk_level,
         "detected_by": flag.detected_by,
+        "vendor_name": flag.vendor_name,
+        "department": flag.department,
+        "transaction_date": flag.transaction_date,
     }
 
 
@@ -328,6 +337,9 @@ def flag_from_row(row: Mapping[str, Any]) -> Flag:
         amount=row.get("amount"),
         risk_level=row.get("risk_level"),
         detected_by=row.get("detected_by"),
+        vendor_name=row.get("vendor_name"),
+        department=row.get("department"),
+        transaction_date=row.get("transaction_date"),
         flag_id=row["flag_id"],
         reviewed=bool(row.get("reviewed")),
         human_decision=row.get("human_decision"),

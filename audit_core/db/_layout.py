@@ -56,6 +56,10 @@ FLAGS = Table(
         Column("amount", "NUMERIC(18,2)"),
         Column("risk_level", "VARCHAR(16)"),
         Column("detected_by", "VARCHAR(100)"),
+        # what a reviewer filters and a report groups by, copied from the transaction
+        Column("vendor_name", "VARCHAR(255)"),
+        Column("department", "VARCHAR(100)"),
+        Column("transaction_date", "TIMESTAMPTZ"),
     ),
     primary_key=("flag_id",),
     checks=(

@@ -13,7 +13,9 @@ WHERE transaction_date > :since AND amount >= :round_threshold AND amount % 100 
 ```
 
 The SQL is Databricks SQL. It returns one row per finding with at least
-``transaction_id``, ``amount`` and ``detail`` (the flag's explanation). ``:since`` (the
+``transaction_id``, ``amount`` and ``detail`` (the flag's explanation); ``vendor_name``,
+``department`` and ``transaction_date``, when returned, are kept on the flag for review
+filters and the report. ``:since`` (the
 start of the audited window) is supplied by the run; every other ``:name`` must be
 declared in ``params`` and every declared parameter must be used. A rule of
 ``kind: llm`` selects the ambiguous items for the LLM stage and adds ``labels``,

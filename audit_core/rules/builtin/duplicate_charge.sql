@@ -6,7 +6,7 @@
 --   24 hours: a double submission or a merchant error.
 -- params: window_s=86400
 WITH t AS (
-  SELECT transaction_id, amount, transaction_date,
+  SELECT transaction_id, amount, transaction_date, vendor_name, department,
          lag(transaction_id) OVER (PARTITION BY card_id, vendor_name, amount
                                    ORDER BY transaction_date) AS prev_id,
          lag(transaction_date) OVER (PARTITION BY card_id, vendor_name, amount
@@ -14,7 +14,7 @@ WITH t AS (
   FROM gold.recent_transactions
   WHERE transaction_date > :since AND amount > 0
 )
-SELECT transaction_id, amount,
+SELECT transaction_id, amount, vendor_name, department, transaction_date,
        concat('same card, vendor and amount as ', prev_id, ', ',
               CAST(round((unix_timestamp(transaction_date) - unix_timestamp(prev_at)) / 60) AS INT),
               ' min earlier') AS detail

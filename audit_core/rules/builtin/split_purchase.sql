@@ -6,7 +6,8 @@
 --   approval limit but together over it: a purchase split to avoid approval.
 -- params: near_limit_ratio=0.9
 WITH near AS (
-  SELECT t.transaction_id, t.card_id, t.vendor_name, t.amount,
+  SELECT t.transaction_id, t.card_id, t.vendor_name, t.amount, t.department,
+         t.transaction_date,
          to_date(t.transaction_date) AS day, c.approval_limit
   FROM gold.recent_transactions t
   JOIN gold.credit_cards c ON t.card_id = c.card_id
@@ -20,7 +21,7 @@ grp AS (
   GROUP BY card_id, vendor_name, day
   HAVING count(*) >= 2 AND sum(amount) > max(approval_limit)
 )
-SELECT n.transaction_id, n.amount,
+SELECT n.transaction_id, n.amount, n.vendor_name, n.department, n.transaction_date,
        concat(CAST(g.n AS STRING), ' charges on one day totalling ', CAST(g.total AS STRING),
               ', each under the ', CAST(g.lim AS STRING), ' approval limit') AS detail
 FROM near n

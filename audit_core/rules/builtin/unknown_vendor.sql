@@ -11,6 +11,7 @@
 --   master. Decide whether each looks like a business expense, a personal expense on a
 --   company card, or suspicious (possible fraud).
 SELECT transaction_id, amount, vendor_name, description, department, merchant_category_code,
+       transaction_date,
        concat(vendor_name, ': ', description) AS detail
 FROM gold.recent_transactions
 WHERE transaction_date > :since AND vendor_id IS NULL
