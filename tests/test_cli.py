@@ -503,3 +503,61 @@ async def test_an_unreachable_llm_endpoint_falls_back_to_info_flags(cli: Any) ->
     assert report["flags_by_severity"]["INFO"] == 5
     assert "LLMConnectionError" in report["llm_note"]
     assert "Traceback" not in out.stderr
+
+
+def test_flags_filters_formats_and_review(cli: Any, tmp_path: Path) -> None:
+    """`flags`: filters, evidence, "N of M", csv/json; `flags review` writes the review
+    columns and an audit-trail entry."""
+    report = json.loads(cli("demo", "--json").stdout)
+    listed = cli("flags", "--limit", "3")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[-1].startswith(f"3 of {report['flags_written']} flags")
+    rows = json.loads(cli("flags", "--format", "json", "--limit", "500").stdout)
+    assert len(rows) == report["flags_written"]
+    weekend = json.loads(cli("flags", "--rule", "weekend_spend", "--format", "json").stdout)
+    assert {r["rule"] for r in weekend} == {"weekend_spend"}
+    assert all(r["vendor_name"] and r["transaction_date"] for r in weekend)
+    high = json.loads(cli("flags", "--severity", "HIGH", "--format", "json").stdout)
+    assert high
+    assert {r["risk_level"] for r in high} == {"HIGH"}
+    vendor = rows[0]["vendor_name"]
+    by_vendor = json.loads(cli("flags", "--vendor", vendor.upper(), "--format", "json").stdout)
+    assert by_vendor
+    assert all(vendor.lower() in r["vendor_name"].lower() for r in by_vendor)
+    csv_out = cli("flags", "--format", "csv", "--rule", "round_amount").stdout.splitlines()
+    assert csv_out[0].startswith("flag_id,audit_run_id,transaction_id")
+    assert len(csv_out) == 1 + report["flags_by_rule"]["round_amount"]
+    dated = json.loads(cli("flags", "--since", "2099-01-01", "--format", "json").stdout)
+    assert dated == []
+
+    target = weekend[0]["flag_id"]
+    reviewed = cli(
+        "flags",
+        "review",
+        target,
+        "--decision",
+        "dismissed",
+        "--reviewer",
+        "ana@example.com",
+        "--notes",
+        "approved travel",
+    )
+    assert reviewed.returncode == 0, reviewed.stderr
+    after = json.loads(cli("flags", "--status", "dismissed", "--format", "json").stdout)
+    assert [r["flag_id"] for r in after] == [target]
+    assert after[0]["reviewer_id"] == "ana@example.com"
+    assert after[0]["reviewer_notes"] == "approved travel"
+    assert after[0]["review_timestamp"]
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / ".audit-core" / "audit.duckdb"), read_only=True)
+    trail = con.execute(
+        "SELECT agent_name, tool_called FROM audit_trail WHERE audit_run_id = ?",
+        [f"{report['run_id']}:reviews"],
+    ).fetchall()
+    con.close()
+    assert trail == [("reviewer:ana@example.com", "flags.review")]
+    bad = cli("flags", "review", target, "--decision", "confirmed", "--reviewer", "")
+    assert bad.returncode == 1
+    assert "reviewer_id must be non-empty" in bad.stderr
+    assert cli("flags", "--severity", "SEVERE").returncode != 0

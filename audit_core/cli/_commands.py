@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +194,62 @@ async def init_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _day(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2025-01-31, got {text!r}") from None
+
+
 async def flags(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db._flags import FlagFilter
     from audit_core.db._verify_cmd import flags_command
 
-    code, text = await flags_command(args.out, pending=args.pending, run=args.run, limit=args.limit)
+    where = FlagFilter(
+        audit_run_id=args.run,
+        reviewed=False if args.pending else None,
+        severity=args.severity,
+        rule=args.rule,
+        status=args.status,
+        vendor=args.vendor,
+        since=_day(args.since, "--since"),
+        until=_day(args.until, "--until"),
+    )
+    code, text = await flags_command(args.out, limit=args.limit, where=where, format=args.format)
     print(text)
     return code
+
+
+async def flags_review(args: argparse.Namespace, settings: Settings) -> int:
+    """Record a reviewer's decision on one flag, and the review in the audit trail."""
+    from audit_core.db import AuditTrail, FlagStore
+    from audit_core.db._verify_cmd import RESULTS_FILE, trail_key_from_env
+    from audit_core.warehouse import DatabricksClient
+
+    path = args.out / RESULTS_FILE
+    if not path.is_file():
+        raise ConfigError(f"no results database at {path}; run `audit-core demo` first")
+    async with DatabricksClient.local(database=str(path), load_fixtures=False) as results:
+        flag = await FlagStore(results).review(
+            args.flag_id, args.decision, args.reviewer, args.notes
+        )
+        # Reviews come after the run's trail is complete: they form the run's review log.
+        review_log = f"{flag.audit_run_id}:reviews"
+        async with AuditTrail(results, review_log, key=trail_key_from_env()) as trail:
+            await trail.record(
+                f"reviewer:{args.reviewer}",
+                "flags.review",
+                input_data={"flag_id": flag.flag_id, "transaction_id": flag.transaction_id},
+                output_summary=f"{args.decision}: {flag.rule} on {flag.transaction_id}",
+                decision_chain={"decision": args.decision, "notes": args.notes},
+            )
+    print(
+        f"{flag.flag_id} {args.decision} by {args.reviewer}; recorded in the audit trail "
+        f"as run {review_log!r}"
+    )
+    return 0
 
 
 async def trail_verify(args: argparse.Namespace, settings: Settings) -> int:

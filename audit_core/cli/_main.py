@@ -184,13 +184,41 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "flags",
         c.flags,
-        help="list flags from the demo's results database",
-        description="List flags (most severe first) from the results database.",
+        help="list flags from the demo's results database, or review one",
+        description="List flags (most severe first) from the results database, with "
+        "evidence, vendor, amount and run; `flags review FLAG_ID` records a decision.",
     )
     flags.add_argument("--pending", action="store_true", help="only flags awaiting review")
     flags.add_argument("--run", metavar="RUN_ID", help="only this run's flags")
+    flags.add_argument(
+        "--severity", help="CRITICAL, WARNING or INFO, or a risk level (HIGH, MEDIUM, LOW)"
+    )
+    flags.add_argument("--rule", help="only this rule's flags")
+    flags.add_argument(
+        "--status", help="pending, reviewed, or a decision (confirmed, dismissed, escalated)"
+    )
+    flags.add_argument("--vendor", help="vendor name contains this text (any case)")
+    flags.add_argument("--since", metavar="DATE", help="transactions on or after DATE")
+    flags.add_argument("--until", metavar="DATE", help="transactions before DATE")
     flags.add_argument("--limit", type=int, default=50, help="most flags to list")
+    flags.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output format"
+    )
     _out_option(flags)
+    fsub_flags = flags.add_subparsers(dest="flags_command", metavar="ACTION")
+    review = _command(
+        fsub_flags,
+        "review",
+        c.flags_review,
+        help="record a reviewer's decision on one flag (and an audit-trail entry)",
+    )
+    review.add_argument("flag_id", help="the flag's id (the last column of `audit-core flags`)")
+    review.add_argument(
+        "--decision", required=True, choices=("confirmed", "dismissed", "escalated")
+    )
+    review.add_argument("--reviewer", required=True, help="who decided (an id or e-mail)")
+    review.add_argument("--notes", help="why")
+    _out_option(review)
 
     rules = _command(sub, "rules", None, help="list, check or show the audit rules")
     rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")

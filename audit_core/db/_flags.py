@@ -25,7 +25,16 @@ if TYPE_CHECKING:
     from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
-__all__ = ["DECISIONS", "Flag", "FlagStore", "flag_id_for", "validate"]
+__all__ = [
+    "DECISIONS",
+    "Flag",
+    "FlagFilter",
+    "FlagStore",
+    "count_flags",
+    "find_flags",
+    "flag_id_for",
+    "validate",
+]
 
 DECISIONS = HUMAN_DECISIONS
 _INSERT_COLUMNS = (
@@ -258,6 +267,67 @@ class FlagStore:
         return flag_from_row(table.to_pylist()[0])
 
 
+@dataclass(frozen=True, kw_only=True)
+class FlagFilter:
+    """Which flags to list: every field left at None matches everything.
+
+    ``severity`` matches the original level (CRITICAL/WARNING/INFO) or the finer risk
+    level (HIGH, MEDIUM, ...); ``status`` is ``pending``, ``reviewed`` or a decision;
+    ``vendor`` matches part of the vendor name, case-insensitively; ``since`` and
+    ``until`` bound the transaction date (inclusive, exclusive).
+    """
+
+    audit_run_id: str | None = None
+    reviewed: bool | None = None
+    severity: str | None = None
+    rule: str | None = None
+    status: str | None = None
+    vendor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause (or "") and its bound parameters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+
+        def add(clause: str, **values: Any) -> None:
+            clauses.append(clause)
+            params.update(values)
+
+        if self.reviewed is not None:
+            add("reviewed = :reviewed", reviewed=self.reviewed)
+        if self.audit_run_id is not None:
+            add("audit_run_id = :run", run=self.audit_run_id)
+        if self.severity is not None:
+            level = self.severity.upper()
+            levels = tuple(dict.fromkeys((*SEVERITIES, *RISK_LEVELS)))
+            if level not in levels:
+                raise InvalidFlagError(
+                    f"severity must be one of {', '.join(levels)}, got {self.severity!r}"
+                )
+            add("(severity_level = :level OR risk_level = :level)", level=level)
+        if self.rule is not None:
+            add("rule = :rule", rule=self.rule)
+        if self.status is not None:
+            statuses = ("pending", "reviewed", *DECISIONS)
+            if self.status not in statuses:
+                raise InvalidFlagError(
+                    f"status must be one of {', '.join(statuses)}, got {self.status!r}"
+                )
+            if self.status in ("pending", "reviewed"):
+                add("reviewed = :done", done=self.status == "reviewed")
+            else:
+                add("human_decision = :decision", decision=self.status)
+        if self.vendor is not None:
+            add("lower(vendor_name) LIKE :vendor", vendor=f"%{self.vendor.lower()}%")
+        if self.since is not None:
+            add("transaction_date >= :since", since=self.since)
+        if self.until is not None:
+            add("transaction_date < :until", until=self.until)
+        return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
 async def find_flags(
     reader: Reader,
     *,
@@ -265,25 +335,23 @@ async def find_flags(
     limit: int = 100,
     audit_run_id: str | None = None,
     table: str = "flags",
+    where: FlagFilter | None = None,
 ) -> list[Flag]:
     """Flags from any reader (a warehouse, or a results database opened read-only)."""
     if limit < 1:
         raise InvalidFlagError(f"limit must be at least 1, got {limit}")
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    if reviewed is not None:
-        where.append("reviewed = :reviewed")
-        params["reviewed"] = reviewed
-    if audit_run_id is not None:
-        where.append("audit_run_id = :run")
-        params["run"] = audit_run_id
-    sql = (
-        f"SELECT * FROM {table}"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY {_ORDER} LIMIT {int(limit)}"
-    )
+    chosen = where or FlagFilter(reviewed=reviewed, audit_run_id=audit_run_id)
+    clause, params = chosen.where()
+    sql = f"SELECT * FROM {table}{clause} ORDER BY {_ORDER} LIMIT {int(limit)}"
     result = await reader.query_arrow(sql, params or None)
     return [flag_from_row(r) for r in result.to_pylist()]
+
+
+async def count_flags(reader: Reader, where: FlagFilter, *, table: str = "flags") -> int:
+    """How many flags match (the M of "N of M")."""
+    clause, params = where.where()
+    result = await reader.query_arrow(f"SELECT count(*) FROM {table}{clause}", params or None)
+    return int(result.column(0)[0].as_py())
 
 
 def _evidence_text(evidence: Any) -> str | None:

@@ -13,12 +13,19 @@ never completed (crashed, or still running).
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from audit_core.db._chain import TrailVerification, head_statement, parse_head_statement
-from audit_core.db._flags import Flag, find_flags
+from audit_core.db._flags import Flag, FlagFilter, count_flags, find_flags
 from audit_core.db._layout import SCHEMA_VERSION
 from audit_core.db._migration import schema_version
 from audit_core.db._reader import ReadOnlyResults
@@ -30,6 +37,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TAMPERED",
     "RESULTS_FILE",
+    "flags_as_records",
     "flags_command",
     "trail_head_command",
     "trail_key_from_env",
@@ -138,23 +146,88 @@ async def trail_head_command(out: Path, run_id: str, *, key: str | None = None) 
     return EXIT_OK, head_statement(head, key).rstrip("\n")
 
 
-def _flag_line(flag: Flag) -> str:
-    amount = f"{flag.amount:>12}" if flag.amount is not None else " " * 12
+def _flag_lines(flag: Flag) -> str:
+    amount = f"{flag.amount:>12,}" if flag.amount is not None else " " * 12
     review = flag.human_decision or ("reviewed" if flag.reviewed else "pending")
-    return (
+    day = f"{flag.transaction_date:%Y-%m-%d}" if flag.transaction_date else "-"
+    vendor = (flag.vendor_name or "-")[:28]
+    head = (
         f"{flag.severity_level:<8} {flag.risk_level or '-':<8} {flag.rule or '-':<20} "
-        f"{flag.transaction_id or '-':<14} {amount}  {review:<9} {flag.title or flag.explanation}"
+        f"{flag.transaction_id or '-':<14} {amount}  {day:<10}  {vendor:<28} "
+        f"{review:<9} {flag.flag_id}"
     )
+    return f"{head}\n    {flag.title or ''}: {flag.explanation}  (run {flag.audit_run_id})"
+
+
+_CSV_FIELDS = (
+    "flag_id",
+    "audit_run_id",
+    "transaction_id",
+    "severity_level",
+    "risk_level",
+    "confidence_score",
+    "rule",
+    "title",
+    "explanation",
+    "amount",
+    "vendor_name",
+    "department",
+    "transaction_date",
+    "reviewed",
+    "human_decision",
+    "reviewer_id",
+    "review_timestamp",
+    "reviewer_notes",
+    "detected_by",
+    "created_at",
+)
+
+
+def flags_as_records(found: list[Flag]) -> list[dict[str, Any]]:
+    """Flags as plain JSON-ready records (amounts as decimal strings, times ISO 8601)."""
+    records = []
+    for flag in found:
+        record: dict[str, Any] = {}
+        for name in _CSV_FIELDS:
+            value = getattr(flag, name)
+            if isinstance(value, Decimal):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            record[name] = value
+        record["supporting_evidence_links"] = flag.supporting_evidence_links
+        records.append(record)
+    return records
 
 
 async def flags_command(
-    out: Path, *, pending: bool = False, run: str | None = None, limit: int = 50
+    out: Path,
+    *,
+    pending: bool = False,
+    run: str | None = None,
+    limit: int = 50,
+    where: FlagFilter | None = None,
+    format: str = "table",
 ) -> tuple[int, str]:
-    """``audit-core flags``: most severe first, one line each (severity, risk, rule, ...)."""
+    """``audit-core flags``: most severe first, with evidence, vendor, amount and run;
+    "N of M" says when the list stops short. ``format`` is table, csv or json."""
+    chosen = where or FlagFilter(reviewed=False if pending else None, audit_run_id=run)
+    if pending:
+        chosen = replace(chosen, reviewed=False)
     async with await _open(out) as results:
-        found = await find_flags(
-            results, reviewed=False if pending else None, limit=limit, audit_run_id=run
-        )
+        found = await find_flags(results, limit=limit, where=chosen)
+        total = await count_flags(results, chosen)
+    if format == "json":
+        return EXIT_OK, json.dumps(flags_as_records(found), indent=2, default=str)
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(flags_as_records(found))
+        return EXIT_OK, buffer.getvalue().rstrip("\n")
     if not found:
         return EXIT_OK, "(no flags)"
-    return EXIT_OK, "\n".join(_flag_line(f) for f in found)
+    more = f"; --limit {total} to see all" if total > len(found) else ""
+    lines = [_flag_lines(f) for f in found]
+    lines.append(f"{len(found)} of {total} flags{more}")
+    return EXIT_OK, "\n".join(lines)
