@@ -151,8 +151,9 @@ def test_demo_on_embedded_defaults_then_flags_and_trail(cli: Any, tmp_path: Path
     flags = cli("flags", "--pending", "--run", report["run_id"])
     assert flags.returncode == 0, flags.stderr
     lines = flags.stdout.splitlines()
-    assert len(lines) == 16
+    assert len(lines) == 2 * 16 + 1  # a line and an evidence line per flag, then "N of M"
     assert lines[0].startswith("CRITICAL HIGH")
+    assert lines[-1] == "16 of 16 flags"
     ok = cli("trail", "verify", report["run_id"])
     assert ok.returncode == 0
     assert "hash chain intact" in ok.stdout
