@@ -7,7 +7,12 @@ pyspark (or Java) the parity tests skip; with ``AUDIT_REQUIRE_SERVICES=1`` they 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from audit_core import DatabricksClient
-from tests.services import missing
+from tests.services import free_port, missing
+
+CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
+CONNECT_START_S = 180.0
 
 # Filled in by the tests, reported at the end of the run.
 OUTCOMES: dict[str, str] = {}
@@ -44,6 +52,60 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     load_fixtures(session)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server on 127.0.0.1, started with pyspark's own spark-submit."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port()
+    conf = {
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.memory": "512m",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "1",
+        "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("connect-warehouse")),
+    }
+    args = [str(home / "bin" / "spark-submit"), "--class", CONNECT_SERVER, "--master", "local[1]"]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*args, "spark-internal"],
+            env={**os.environ, "SPARK_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its JVM is a child: stop the whole group at the end
+        )
+    try:
+        _wait_for_port(port, server, log)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _wait_for_port(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + CONNECT_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"Spark Connect server exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"Spark Connect server did not listen within {CONNECT_START_S}s")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +69,21 @@ async def test_spark_connect_needs_an_sc_url(spark: Any) -> None:
     async with DatabricksClient.spark("http://localhost:15002") as wh:
         with pytest.raises(ConfigError, match="sc://"):
             await wh.query("SELECT 1")
+
+
+def test_spark_connect_answers_like_local_spark(spark: Any, spark_connect_url: str) -> None:
+    """Over Spark Connect (fixtures loaded through the client) the answer is the same."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.parity._connect_probe", spark_connect_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    remote = json.loads(probe.stdout.strip().splitlines()[-1])
+    expected = spark.sql(SQL, args={"min": 100}).toArrow()
+    assert remote["rows"] == json.loads(json.dumps(expected.to_pylist(), default=str))
+    assert remote["schema"] == str(expected.schema)
+    assert "DIVIDE_BY_ZERO" in remote["error"]
