@@ -15,6 +15,9 @@ DEFAULT_LLM_TIMEOUT_S = 60.0
 DEFAULT_LLM_CONNECT_TIMEOUT_S = 10.0
 # Completion tokens reserved against a budget when a call gives no max_tokens.
 DEFAULT_BUDGET_COMPLETION_RESERVE = 4096
+# The longest Retry-After an LLM call sleeps on (as the openai SDK); longer fails at once
+# with the wait on the error's retry_after_s.
+DEFAULT_LLM_RETRY_AFTER_MAX_S = 120.0
 
 # Retry policy (shared by all clients)
 DEFAULT_RETRY_WAIT_INITIAL_S = 0.5

@@ -63,6 +63,11 @@ _DEFINITIONS: dict[str, Callable[[CollectorRegistry], Counter | Gauge | Histogra
     "llm_escalations": _counter(
         "audit_llm_escalations_total", "Items escalated to the escalation model.", "reason"
     ),
+    "llm_budget_overruns": _counter(
+        "audit_llm_budget_overruns_total",
+        "LLM replies that cost more than their budget reservation (recorded at real cost).",
+        "model",
+    ),
     "llm_cache_hits": _counter(
         "audit_llm_cache_hits_total", "LLM answers served from the response cache."
     ),
@@ -99,6 +104,7 @@ class Metrics:
     llm_budget_remaining: Gauge
     llm_unpriced: Counter
     llm_escalations: Counter
+    llm_budget_overruns: Counter
     llm_cache_hits: Counter
     state_ops: Counter
     state_seconds: Histogram

@@ -51,9 +51,8 @@ async def server() -> AsyncIterator[FakeOpenRouter]:
 
 def client(server: FakeOpenRouter, policy: RetryPolicy, **kw: Any) -> AsyncLLMClient:
     kw.setdefault("api_key", "test-key")
-    return AsyncLLMClient(
-        base_url=server.url, retry_policy=policy, registry=CollectorRegistry(), **kw
-    )
+    kw.setdefault("registry", CollectorRegistry())
+    return AsyncLLMClient(base_url=server.url, retry_policy=policy, **kw)
 
 
 # --- budgets ---------------------------------------------------------------------------
@@ -82,13 +81,16 @@ async def test_overrun_is_recorded_at_real_cost_and_counted(
 ) -> None:
     """A server that ignores max_tokens: the reply is charged what it cost, as an overrun."""
     server.script(["ignore_max_tokens"])
-    async with client(server, policy, budget_usd="1", max_retries=0) as llm:
+    registry = CollectorRegistry()
+    async with client(server, policy, budget_usd="1", max_retries=0, registry=registry) as llm:
         r = await llm.complete("hi", max_tokens=10)
         assert r.usage.completion_tokens == server.overlong_tokens
         assert r.cost_usd == server.stats.billed_usd
         assert llm.costs.total_usd == server.stats.billed_usd
         assert llm.costs.overruns == 1
         assert llm.costs.reserved_usd == 0
+    counted = registry.get_sample_value("audit_llm_budget_overruns_total", {"model": r.model})
+    assert counted == 1
 
 
 @pytest.mark.parametrize("fault", ["negative_cost", "nan_cost", "string_tokens", "usage_list"])

@@ -150,6 +150,7 @@ class Accountant:
             failed=failed,
         )
         if overrun:
+            self.metrics.llm_budget_overruns.labels(req.model).inc()
             _log.warning(
                 "audit_core.llm.overrun",
                 model=req.model,

@@ -58,7 +58,6 @@ __all__ = ["AsyncLLMClient", "LLMClientOptions", "LLMResponse", "Message", "Prom
 _log = get_logger("audit_core.llm")
 
 # The longest server-requested wait honoured by default (the openai SDK's figure).
-DEFAULT_MAX_RETRY_AFTER_S = 120.0
 _OVERLOAD_STATUS = frozenset({429, 503})
 
 
@@ -165,7 +164,7 @@ class AsyncLLMClient(AsyncLifecycle):
         max_retries: int = C.DEFAULT_LLM_MAX_RETRIES,
         timeout_s: float = C.DEFAULT_LLM_TIMEOUT_S,
         total_timeout_s: float | None = None,
-        max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
+        max_retry_after_s: float = C.DEFAULT_LLM_RETRY_AFTER_MAX_S,
         budget_usd: Decimal | float | str | None = None,
         pricing: Mapping[str, ModelPrice] | None = None,
         http_client: httpx.AsyncClient | None = None,
