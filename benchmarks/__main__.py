@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import llm, others, trail
+from benchmarks import goodput, llm, others, trail
 from benchmarks._common import Section, machine
 
 FULL: dict[str, Callable[[], Section]] = {
@@ -23,6 +23,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "llm_overhead": lambda: llm.overhead(),
     "llm_batch": lambda: llm.batch_wall(),
     "llm_storm": lambda: llm.retry_storm(),
+    "llm_goodput": lambda: goodput.goodput(),
     "state": lambda: others.state(),
     "warehouse": lambda: others.warehouse(),
     "trail": lambda: trail.trail(),
@@ -38,6 +39,7 @@ QUICK: dict[str, Callable[[], Section]] = {
     "llm_storm": lambda: llm.retry_storm(
         prompts=40, latency_ms=5, concurrency=10, retry_after_s=0.01
     ),
+    "llm_goodput": lambda: goodput.goodput(prompts=60, rps=60, latency_ms=50, concurrency=16),
     "state": lambda: others.state(round_trips=20, repeats=1),
     "warehouse": lambda: others.warehouse(rows=5000, pandas_rows=1000, repeats=1),
     "trail": lambda: trail.trail(records=50, repeats=1),

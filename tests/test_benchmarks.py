@@ -11,24 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.__main__ import QUICK
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.bench
-@pytest.mark.parametrize(
-    "name",
-    [
-        "import",
-        "llm_overhead",
-        "llm_batch",
-        "llm_storm",
-        "state",
-        "warehouse",
-        "trail",
-        "classify",
-        "demo",
-    ],
-)
+@pytest.mark.parametrize("name", list(QUICK))
 def test_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, redis_server: object) -> None:
     out = tmp_path / "BENCH.md"
     command = [sys.executable, "-m", "benchmarks", "--quick", "--only", name, "--out", str(out)]
