@@ -40,8 +40,9 @@ def state(round_trips: int = 2000, repeats: int = 3) -> Section:
     try:
         for size in (1024, 100 * 1024):
             state_doc = {"rows": ["x" * 90 for _ in range(max(1, size // 100))]}
-            payload = json.dumps({"version": 1, "updated_at": "2025-01-01T00:00:00.000000Z",
-                                  "state": state_doc}).encode()  # fmt: skip
+            payload = json.dumps(
+                {"version": 1, "updated_at": "2025-01-01T00:00:00.000000Z", "state": state_doc}
+            ).encode()
 
             async def ours(state_doc: dict[str, Any] = state_doc) -> float:
                 async with AsyncStateStore(server.url, registry=CollectorRegistry()) as store:
@@ -80,8 +81,9 @@ def state(round_trips: int = 2000, repeats: int = 3) -> Section:
             label = f"{size // 1024} KB"
             fa = section.add(f"audit_core save+restore, {label}", a, "us/round trip")
             fb = section.add(f"raw redis-py SET+GET of the same bytes, {label}", b, "us/round trip")
-            fc = section.add(f"raw redis-py json.dumps+SET, GET+json.loads, {label}", c,
-                             "us/round trip")  # fmt: skip
+            fc = section.add(
+                f"raw redis-py json.dumps+SET, GET+json.loads, {label}", c, "us/round trip"
+            )
             section.ratio(f"ours / raw same bytes, {label}", fa.median / fb.median, "<= 1.3")
             section.ratio(f"ours / raw with JSON, {label}", fa.median / fc.median, "")
     finally:
@@ -150,8 +152,11 @@ def warehouse(rows: int = 1_000_000, pandas_rows: int = 100_000, repeats: int = 
         small = generate(pandas_rows, 11, tmp / "small")
         frame = pd.read_parquet(small / "sample_transactions.parquet")
         json_path = tmp / "sample_transactions.json"
-        frame.assign(amount=frame.amount.astype(str), transaction_date=frame.transaction_date.astype(str),
-                     posted_date=frame.posted_date.astype(str)).to_json(json_path, orient="records")  # fmt: skip
+        frame.assign(
+            amount=frame.amount.astype(str),
+            transaction_date=frame.transaction_date.astype(str),
+            posted_date=frame.posted_date.astype(str),
+        ).to_json(json_path, orient="records")
 
         def original() -> float:
             t0 = time.perf_counter()
@@ -169,8 +174,11 @@ def warehouse(rows: int = 1_000_000, pandas_rows: int = 100_000, repeats: int = 
             ).sort_values("total")
             return (time.perf_counter() - t0) * 1000
 
-        fp = section.add(f"original design: pandas reads the JSON fixture per query ({pandas_rows:,} rows)",
-                         [original() for _ in range(3)], "ms")  # fmt: skip
+        fp = section.add(
+            f"original design: pandas reads the JSON fixture per query ({pandas_rows:,} rows)",
+            [original() for _ in range(3)],
+            "ms",
+        )
 
         async def ours_small() -> float:
             async with DatabricksClient.local(small, registry=CollectorRegistry()) as wh:
@@ -206,7 +214,7 @@ def warehouse(rows: int = 1_000_000, pandas_rows: int = 100_000, repeats: int = 
             f"db.execute(\"CREATE SCHEMA gold; CREATE TABLE gold.recent_transactions AS SELECT * REPLACE (CAST(amount AS DECIMAL(18, 2)) AS amount) FROM read_json('{fixture}')\")\n"
             "db.sql(sql, params={'m': 100}).to_arrow_table().to_pandas()\n"
             "print((time.perf_counter() - t0) * 1000)"
-        )  # fmt: skip
+        )
 
         def cold(code: str) -> float:
             full = f"SQL = {cold_sql!r}\n{code}"
@@ -220,13 +228,24 @@ def warehouse(rows: int = 1_000_000, pandas_rows: int = 100_000, repeats: int = 
             runs["query"].append(cold(ours_code.format(method="query")))
             runs["query_arrow"].append(cold(ours_code.format(method="query_arrow")))
             runs["floor"].append(cold(floor_code))
-        fq = section.add("cold first query() on the shipped fixtures, imports included",
-                         runs["query"], "ms", "target <= 400 ms")  # fmt: skip
-        section.add("cold first query_arrow() on the shipped fixtures, imports included",
-                    runs["query_arrow"], "ms", "no pandas import")  # fmt: skip
-        ff = section.add("cold floor: import asyncio+duckdb+sqlglot+pyarrow+pandas, transpile, "
-                         "read the fixture, query, to pandas (no audit_core)",
-                         runs["floor"], "ms")  # fmt: skip
+        fq = section.add(
+            "cold first query() on the shipped fixtures, imports included",
+            runs["query"],
+            "ms",
+            "target <= 400 ms",
+        )
+        section.add(
+            "cold first query_arrow() on the shipped fixtures, imports included",
+            runs["query_arrow"],
+            "ms",
+            "no pandas import",
+        )
+        ff = section.add(
+            "cold floor: import asyncio+duckdb+sqlglot+pyarrow+pandas, transpile, "
+            "read the fixture, query, to pandas (no audit_core)",
+            runs["floor"],
+            "ms",
+        )
         section.ratio("cold query() / cold floor", fq.median / ff.median, "")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -246,10 +265,19 @@ def classify(items: int = 1000) -> Section:
 
     def oracle(body: Any) -> str:
         entries = json.loads(body["messages"][-1]["content"])["items"]
-        return json.dumps({"answers": [
-            {"id": e["id"], "label": "business", "confidence": 0.9, "rationale": "recurring SaaS vendor"}
-            for e in entries
-        ]})  # fmt: skip
+        return json.dumps(
+            {
+                "answers": [
+                    {
+                        "id": e["id"],
+                        "label": "business",
+                        "confidence": 0.9,
+                        "rationale": "recurring SaaS vendor",
+                    }
+                    for e in entries
+                ]
+            }
+        )
 
     texts = [
         json.dumps(
@@ -264,11 +292,21 @@ def classify(items: int = 1000) -> Section:
 
     async def run(batch_size: int, cache: Any = None) -> tuple[int, int, str, float]:
         async with FakeOpenRouter(responder=oracle) as server:
-            async with AsyncLLMClient("k", base_url=server.url, registry=CollectorRegistry(),
-                                      max_concurrency=16, cache=cache) as llm:  # fmt: skip
+            async with AsyncLLMClient(
+                "k",
+                base_url=server.url,
+                registry=CollectorRegistry(),
+                max_concurrency=16,
+                cache=cache,
+            ) as llm:
                 t0 = time.perf_counter()
-                await llm.classify(texts, ["business", "personal", "suspicious"], instructions="Classify.",
-                                   agent_name="bench", batch_size=batch_size)  # fmt: skip
+                await llm.classify(
+                    texts,
+                    ["business", "personal", "suspicious"],
+                    instructions="Classify.",
+                    agent_name="bench",
+                    batch_size=batch_size,
+                )
                 wall = time.perf_counter() - t0
                 snap = llm.costs.snapshot()
             return (
@@ -299,14 +337,21 @@ def import_time(repeats: int = 9) -> Section:
 
     def measure(stmt: str) -> list[float]:
         code = f"import time; t0 = time.perf_counter(); {stmt}; print((time.perf_counter() - t0) * 1000)"
-        return [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-                for _ in range(repeats)]  # fmt: skip
+        return [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(repeats)
+        ]
 
     ours = section.add("import audit_core", measure("import audit_core"), "ms")
     deps = section.add(
         "import httpx, redis.asyncio, tenacity, structlog, prometheus_client",
-        measure("import httpx, redis.asyncio, tenacity, structlog, prometheus_client"), "ms",
-    )  # fmt: skip
+        measure("import httpx, redis.asyncio, tenacity, structlog, prometheus_client"),
+        "ms",
+    )
     section.ratio("audit_core / dependencies", ours.median / deps.median, "<= 1.2")
     return section
 
@@ -324,8 +369,14 @@ def demo(rows: int = 1_000_000) -> Section:
             if not k.startswith(("OPENROUTER", "REDIS_", "AUDIT_"))
         }
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "audit_core._cli", "demo", "--rows", str(rows), "--json"],
-                             cwd=tmp, env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "audit_core", "demo", "--rows", str(rows), "--json"],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall = time.perf_counter() - t0
         report = json.loads(out.stdout)
         section.add("wall time", [wall], "s")
