@@ -108,13 +108,14 @@ async def load_mock_data_from_json(table: str) -> pd.DataFrame:
     async with _warehouse() as wh:
         if wh.backend != "local":
             raise ConfigError("load_mock_data_from_json only works on the local warehouse")
-        specs = load_manifest(getattr(wh._backend, "fixtures_dir", None))
+        specs = load_manifest(wh.fixtures_dir)
         by_file = {spec.file: name for name, spec in specs.items()}
         name = by_file.get(table.removesuffix(".json"), table)
         if name not in specs:
             known = ", ".join(sorted(specs))
             raise ConfigError(f"no fixture table {table!r}; known: {known}")
-        df: pd.DataFrame = await wh.query(f"SELECT * FROM {name}")
+        quoted = ".".join("`" + part.replace("`", "``") + "`" for part in name.split("."))
+        df: pd.DataFrame = await wh.query(f"SELECT * FROM {quoted}")
         return df
 
 
