@@ -562,3 +562,21 @@ def test_flags_filters_formats_and_review(cli: Any, tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "reviewer_id must be non-empty" in bad.stderr
     assert cli("flags", "--severity", "SEVERE").returncode != 0
+
+
+def test_runs_lists_every_run_and_how_to_resume(cli: Any) -> None:
+    """A stopped run is findable without looking inside the database."""
+    stopped = cli("demo", "--stop-after", "checks")
+    run_id = stopped.stderr.split("run ", 1)[1].split()[0]
+    done = json.loads(cli("demo", "--json").stdout)
+    listed = cli("runs")
+    assert listed.returncode == 0, listed.stderr
+    assert f"resume with: audit-core demo --resume {run_id}" in listed.stdout
+    runs = {r["run_id"]: r for r in json.loads(cli("runs", "--format", "json").stdout)}
+    assert runs[run_id]["status"] == "in_progress"
+    assert runs[run_id]["flags"] == 11
+    finished = runs[done["run_id"]]
+    assert finished["status"] == "completed"
+    assert finished["rows"] == done["rows_scanned"]
+    assert finished["flags_by_severity"] == done["flags_by_severity"]
+    assert cli("runs", "--out", "elsewhere").returncode == 2

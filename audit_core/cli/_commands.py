@@ -222,6 +222,14 @@ async def flags(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+async def runs(args: argparse.Namespace, settings: Settings) -> int:
+    from audit_core.db._verify_cmd import runs_command
+
+    code, text = await runs_command(args.out, format=args.format, limit=args.limit)
+    print(text)
+    return code
+
+
 async def flags_review(args: argparse.Namespace, settings: Settings) -> int:
     """Record a reviewer's decision on one flag, and the review in the audit trail."""
     from audit_core.db import AuditTrail, FlagStore

@@ -220,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--notes", help="why")
     _out_option(review)
 
+    runs = _command(
+        sub,
+        "runs",
+        c.runs,
+        help="list audit runs: status, window, rows, flags by severity, cost, duration",
+    )
+    runs.add_argument("--format", choices=("table", "json"), default="table", help="output")
+    runs.add_argument("--limit", type=int, default=50, help="most runs to list (newest first)")
+    _out_option(runs)
+
     rules = _command(sub, "rules", None, help="list, check or show the audit rules")
     rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rules_help = "a folder of .sql rule files (repeatable); unset: AUDIT_RULES_DIR"

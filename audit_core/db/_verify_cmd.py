@@ -39,6 +39,7 @@ __all__ = [
     "RESULTS_FILE",
     "flags_as_records",
     "flags_command",
+    "runs_command",
     "trail_head_command",
     "trail_key_from_env",
     "trail_verify_command",
@@ -230,4 +231,65 @@ async def flags_command(
     more = f"; --limit {total} to see all" if total > len(found) else ""
     lines = [_flag_lines(f) for f in found]
     lines.append(f"{len(found)} of {total} flags{more}")
+    return EXIT_OK, "\n".join(lines)
+
+
+async def runs_command(out: Path, *, format: str = "table", limit: int = 50) -> tuple[int, str]:
+    """``audit-core runs``: every run in the results database, newest first, with its
+    status, window, rows, flags by severity, LLM cost and duration."""
+    async with await _open(out) as results:
+        runs = await results.query_arrow(
+            "SELECT audit_run_id, workflow_status, current_agent, intermediate_results, "
+            "created_at, updated_at, completed_at FROM workflow_state "
+            f"ORDER BY created_at DESC, audit_run_id LIMIT {int(limit)}"
+        )
+        counts = await results.query_arrow(
+            "SELECT audit_run_id, severity_level, count(*) AS n FROM flags "
+            "GROUP BY audit_run_id, severity_level"
+        )
+    by_run: dict[str, dict[str, int]] = {}
+    for row in counts.to_pylist():
+        by_run.setdefault(row["audit_run_id"], {})[row["severity_level"]] = row["n"]
+    records = []
+    for row in runs.to_pylist():
+        state = json.loads(row["intermediate_results"] or "{}")
+        end = row["completed_at"] or row["updated_at"]
+        seconds = (end - row["created_at"]).total_seconds() if end and row["created_at"] else None
+        flags = by_run.get(row["audit_run_id"], {})
+        records.append(
+            {
+                "run_id": row["audit_run_id"],
+                "status": row["workflow_status"],
+                "step": row["current_agent"],
+                "since": state.get("since"),
+                "rows": state.get("rows_scanned"),
+                "flags": sum(flags.values()),
+                "flags_by_severity": flags,
+                "llm_cost_usd": (state.get("llm_costs") or {}).get("total_usd", "0"),
+                "started_at": row["created_at"].isoformat() if row["created_at"] else None,
+                "seconds": None if seconds is None else round(seconds, 1),
+                "source": state.get("source"),
+            }
+        )
+    if format == "json":
+        return EXIT_OK, json.dumps(records, indent=2, default=str)
+    if not records:
+        return EXIT_OK, "(no runs)"
+    lines = [
+        f"{'run':<32} {'status':<11} {'since':<20} {'rows':>9} {'flags':>6} "
+        f"{'CRIT':>5} {'WARN':>5} {'INFO':>5} {'LLM $':>9} {'secs':>7}"
+    ]
+    for r in records:
+        sev = r["flags_by_severity"]
+        since = (r["since"] or "-")[:19]
+        rows = f"{r['rows']:,}" if r["rows"] is not None else "-"
+        secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else "-"
+        lines.append(
+            f"{r['run_id']:<32} {r['status']:<11} {since:<20} {rows:>9} {r['flags']:>6} "
+            f"{sev.get('CRITICAL', 0):>5} {sev.get('WARNING', 0):>5} {sev.get('INFO', 0):>5} "
+            f"{r['llm_cost_usd']:>9} {secs:>7}"
+        )
+    resumable = [r["run_id"] for r in records if r["status"] != "completed"]
+    if resumable:
+        lines.append(f"resume with: audit-core demo --resume {resumable[0]}")
     return EXIT_OK, "\n".join(lines)
