@@ -292,7 +292,13 @@ BAD_INPUT = [
     (["demo"], {"AUDIT_FIXTURES_DIR": "missing"}, 2, "does not exist"),
     (["flags"], {}, 2, "run `audit-core demo` first"),
     (["init-db", "--dialect", "oracle"], {}, 2, "invalid choice"),
-    (["doctor"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, 1, "FAIL"),
+    (["doctor"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, 1, "no answer to PING"),
+    (
+        ["init-db", "--dialect", "postgres", "--apply", "postgresql://u:pw@127.0.0.1:1/db"],
+        {},
+        2,
+        "OperationalError: connection failed",
+    ),
 ]
 
 

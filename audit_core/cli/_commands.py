@@ -88,14 +88,17 @@ async def doctor(args: argparse.Namespace, settings: Settings) -> int:
 
     async def warehouse() -> tuple[str, str]:
         async with DatabricksClient.from_settings(settings) as wh:
-            ok = await wh.health()
-            return ("OK" if ok else "FAIL"), f"{wh.backend} warehouse"
+            # query, not health(): a failure says why instead of only "False"
+            await wh.query_arrow("SELECT 1 AS ok")
+            return "OK", f"{wh.backend} warehouse answers SELECT 1"
 
     async def state() -> tuple[str, str]:
         async with AsyncStateStore.from_settings(settings, on_unavailable="raise") as store:
             ok = await store.health()
             durable = "" if store.durable else " (embedded, not durable)"
-            return ("OK" if ok else "FAIL"), f"{store.url}{durable}"
+            if not ok:
+                return "FAIL", f"{store.url}: no answer to PING (is redis-server running there?)"
+            return "OK", f"{store.url}{durable}"
 
     async def llm() -> tuple[str, str]:
         if not settings.openrouter_api_key:
@@ -174,7 +177,12 @@ async def init_db(args: argparse.Namespace, settings: Settings) -> int:
             with psycopg.connect(args.apply, autocommit=True) as conn, conn.cursor() as cur:
                 n = create_all_tables(cur, "postgres")
         except psycopg.Error as exc:
-            raise ConfigError(f"cannot apply to PostgreSQL: {type(exc).__name__}") from None
+            from audit_core._logging import redact_text
+
+            reason = redact_text(" ".join(str(exc).split()))
+            raise ConfigError(
+                f"cannot apply to PostgreSQL: {type(exc).__name__}: {reason}"
+            ) from None
     elif args.dialect == "duckdb":
         import duckdb
 
