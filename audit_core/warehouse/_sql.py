@@ -294,7 +294,9 @@ def _wider(a: str | None, b: str | None) -> str | None:
     if b in (None, "void") or a == b:
         return a
     if a in _FRACTIONAL or b in _FRACTIONAL:
-        return "double" if _is_numeric(a) and _is_numeric(b) else None
+        if not (_is_numeric(a) and _is_numeric(b)):
+            return None
+        return "float" if a == b == "float" else "double"
     if a in _INTEGRAL and b in _INTEGRAL:
         return max(a, b, key=lambda t: _INTEGRAL[t])
     da, db = _dec(a), _dec(b)
@@ -663,7 +665,9 @@ def _infer_arith(node: Any, ctx: _Rewriter) -> str | None:
     if a in ("date", "timestamp", "timestamp_ntz") or b in ("date", "timestamp"):
         return _date_arith(node, a, b)
     if a in _FRACTIONAL or b in _FRACTIONAL:
-        return "double" if _is_numeric(a) and _is_numeric(b) else None
+        if not (_is_numeric(a) and _is_numeric(b)):
+            return None
+        return "float" if a == b == "float" else "double"
     if a in _INTEGRAL and b in _INTEGRAL:
         return _wider(a, b)
     da, db = _dec(a), _dec(b)
@@ -1276,8 +1280,6 @@ def _cast_rule(node: Any, ctx: _Rewriter) -> Any:
     if node.to.this == exp.DataType.Type.TIMESTAMP:  # to_timestamp(x): a Spark TIMESTAMP
         node.set("to", _duck("timestamp"))
         return None
-    if node.to.this == exp.DataType.Type.DECIMAL and not node.to.expressions:
-        node.set("to", _duck("decimal(10,0)"))
     if target in _INTEGRAL:
         if source == "string":
             return _safe_number(node.this, target) if safe else _strict_number(node.this, target)
@@ -1326,6 +1328,55 @@ def _to_string(node: Any, source: str | None) -> Any:
             "ELSE CAST(_v AS VARCHAR) END",
             _v=node.this,
         )
+    return None
+
+
+def _data_type(node: Any, ctx: _Rewriter) -> Any:
+    """A bare DECIMAL is DECIMAL(10,0) in Spark (DuckDB would make it DECIMAL(18,3))."""
+    from sqlglot import exp
+
+    if node.this == exp.DataType.Type.DECIMAL and not node.expressions:
+        return _duck("decimal(10,0)")
+    return None
+
+
+def _in_list(node: Any, ctx: _Rewriter) -> Any:
+    """``code IN (4816, 5734)``: a string compared with numbers is cast as in ``=``."""
+    items = [*node.expressions, node.args.get("low"), node.args.get("high")]
+    kinds = {_t(i) for i in items if i is not None}
+    if _t(node.this) != "string" or not kinds or not all(_is_numeric(k) for k in kinds):
+        return None
+    target = "bigint" if kinds <= set(_INTEGRAL) else "double"
+    node.set("this", _strict_number(node.this, target))
+    return None
+
+
+def _set_operation(node: Any, ctx: _Rewriter) -> Any:
+    """UNION / INTERSECT / EXCEPT: every branch's column cast to the type Spark widens to."""
+    from sqlglot import exp
+
+    if isinstance(ctx.parent, exp.SetOperation):
+        return None  # the outermost operation casts all branches
+    selects = _branches(node)
+    if not selects or any(isinstance(p, exp.Star) for s in selects for p in s.expressions):
+        return None
+    width = len(selects[0].expressions)
+    if any(len(s.expressions) != width for s in selects):
+        return None
+    for index in range(width):
+        spark: str | None = "void"
+        for select in selects:
+            spark = _wider(spark, _t(select.expressions[index]))
+        if spark is None or spark in ("void", "?"):
+            continue
+        for select in selects:
+            projection = select.expressions[index]
+            if _t(projection) == spark:
+                continue
+            name = projection.alias_or_name
+            value = projection.this if isinstance(projection, exp.Alias) else projection
+            cast = _cast(value.copy(), spark)
+            projection.replace(exp.alias_(cast, name) if name else cast)
     return None
 
 
@@ -2292,6 +2343,12 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.IntDiv: _int_div,
         exp.Cast: _cast_rule,
         exp.TryCast: _cast_rule,
+        exp.DataType: _data_type,
+        exp.Union: _set_operation,
+        exp.Intersect: _set_operation,
+        exp.Except: _set_operation,
+        exp.In: _in_list,
+        exp.Between: _in_list,
         exp.Typeof: _typeof,
         exp.Sum: _sum,
         exp.Count: _retype_value,

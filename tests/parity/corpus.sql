@@ -1555,3 +1555,21 @@ SELECT transaction_id FROM gold.recent_transactions ORDER BY amount / 7 DESC, tr
 -- id: nested_window_over_aggregate
 SELECT department, sum(amount) AS total, rank() OVER (ORDER BY sum(amount) DESC) AS r
 FROM gold.recent_transactions GROUP BY department ORDER BY r;
+
+-- id: string_column_in_numbers
+SELECT transaction_id FROM gold.recent_transactions WHERE merchant_category_code IN (4816, 5734) ORDER BY 1;
+
+-- id: string_column_between_numbers
+SELECT count(*) AS n FROM gold.recent_transactions WHERE merchant_category_code BETWEEN 4000 AND 5000;
+
+-- id: float_arithmetic
+SELECT CAST(1.5 AS FLOAT) * 2 AS a, CAST(1.5 AS FLOAT) + CAST(0.25 AS FLOAT) AS b, CAST(1.5 AS FLOAT) + 1.0D AS c;
+
+-- id: cast_to_bare_decimal
+SELECT CAST(12.5 AS DECIMAL) AS a, CAST('7' AS DECIMAL) AS b;
+
+-- id: string_in_strings
+SELECT count(*) AS n FROM gold.recent_transactions WHERE merchant_category_code IN ('4816', '5734');
+
+-- id: float_union_int
+SELECT x FROM (SELECT CAST(1.5 AS FLOAT) AS x UNION ALL SELECT 2) ORDER BY x;
