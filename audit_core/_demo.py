@@ -80,6 +80,7 @@ class Report:
     trail_ok: bool | None = None
     trail_rows: int = 0
     results_path: str = ""
+    report_path: str = ""
     state_url: str = ""
     source: dict[str, Any] = field(default_factory=dict)
 
@@ -296,7 +297,7 @@ class _Run:
         rule = self.llm_rule
         if rule is None:
             self.report.llm_note = "no llm rule is configured"
-            await self.checkpoint("llm", llm_note=self.report.llm_note, llm_costs={})
+            await self.checkpoint("llm", llm_note=self.report.llm_note, llm_costs={}, llm_items=0)
             return
         table = await self.warehouse.query_arrow(rule.sql, rule.bind(since=self.report.since))
         ambiguous = table.to_pylist()
@@ -309,7 +310,7 @@ class _Run:
         self.progress.show(f"llm: {len(ambiguous)} ambiguous transactions")
         note, costs = await self._classify(rule, ambiguous)
         self.report.llm_note, self.report.llm_costs = note, costs
-        await self.checkpoint("llm", llm_note=note, llm_costs=costs)
+        await self.checkpoint("llm", llm_note=note, llm_costs=costs, llm_items=len(ambiguous))
 
     async def _classify(
         self, rule: Rule, ambiguous: list[dict[str, Any]]
@@ -616,6 +617,12 @@ def render(report: Report) -> str:
         f"  results               {report.results_path} (flags, audit_trail, workflow_state)"
     )
     lines.append(f"  state store           {report.state_url}")
+    if report.report_path:
+        lines.append(f"  report                {report.report_path}")
+    lines.append(
+        f"next: audit-core flags --run {report.run_id} --pending   "
+        f"(then: audit-core flags review FLAG_ID --decision ... --reviewer ...)"
+    )
     return "\n".join(lines)
 
 
@@ -638,5 +645,6 @@ def report_json(report: Report) -> str:
         "trail_ok": report.trail_ok,
         "trail_rows": report.trail_rows,
         "results": report.results_path,
+        "report": report.report_path,
     }
     return json.dumps(data, indent=2, default=str)

@@ -61,8 +61,41 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         if not (isinstance(exc, ConfigError) and "already completed" in str(exc)):
             print(f"run {options.run_id} stopped; continue with: {again}", file=sys.stderr)
         raise
+    page = args.out / f"report-{report.run_id}.html"
+    await _write_page(args.out, report.run_id, page)
+    report.report_path = str(page)
     print(report_json(report) if args.json else render(report))
     return 0 if report.trail_ok else 1
+
+
+async def _write_page(out: Path, run_id: str, page: Path) -> None:
+    from audit_core.db._reader import ReadOnlyResults
+    from audit_core.db._verify_cmd import RESULTS_FILE, trail_key_from_env
+    from audit_core.report import write_report
+
+    async with ReadOnlyResults.open(out / RESULTS_FILE) as results:
+        await write_report(results, run_id, page, key=trail_key_from_env())
+
+
+async def report(args: argparse.Namespace, settings: Settings) -> int:
+    """``audit-core report RUN_ID``: the run's HTML page, or its flags as CSV."""
+    from audit_core.db._verify_cmd import flags_command
+
+    if args.format == "csv":
+        from audit_core.db._flags import FlagFilter
+
+        where = FlagFilter(audit_run_id=args.run_id)
+        code, text = await flags_command(args.out, limit=10_000_000, where=where, format="csv")
+        if args.output:
+            await asyncio.to_thread(args.output.write_text, text + "\n", encoding="utf-8")
+            print(f"wrote {args.output}")
+        else:
+            print(text)
+        return code
+    page = args.output or args.out / f"report-{args.run_id}.html"
+    await _write_page(args.out, args.run_id, page)
+    print(f"wrote {page}")
+    return 0
 
 
 async def doctor(args: argparse.Namespace, settings: Settings) -> int:

@@ -220,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--notes", help="why")
     _out_option(review)
 
+    report = _command(
+        sub,
+        "report",
+        c.report,
+        help="write a run's report: a self-contained HTML page, or its flags as CSV",
+    )
+    report.add_argument("run_id", help="the run to report on")
+    report.add_argument("--format", choices=("html", "csv"), default="html", help="output")
+    report.add_argument(
+        "--output", type=Path, metavar="FILE", help="where to write (html: OUT/report-RUN.html)"
+    )
+    _out_option(report)
+
     runs = _command(
         sub,
         "runs",
