@@ -109,8 +109,8 @@ def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -
         text = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
     except UnsupportedQueryError as exc:
         raise _unsupported(exc.construct, sql) from None
-    except UnsupportedError as exc:
-        raise _unsupported(str(exc).split("\n", 1)[0], sql) from None
+    except UnsupportedError as exc:  # sqlglot knows DuckDB has no equivalent
+        raise _unsupported(str(exc).split("\n", 1)[0].rstrip("."), sql) from None
     except SqlglotError as exc:
         raise QueryError(f"SQL cannot run locally: {exc}", sql=sql) from None
     return Prepared(text, frozenset(names))
@@ -840,8 +840,8 @@ def _infer_bracket(node: Any, ctx: _Rewriter) -> str | None:
 def _split_map(spark: str) -> tuple[str, str]:
     inner, depth = spark[4:-1], 0
     for i, char in enumerate(inner):
-        depth += char == "<"
-        depth -= char == ">"
+        depth += char in "<("
+        depth -= char in ">)"
         if char == "," and depth == 0:
             return inner[:i], inner[i + 1 :]
     return "?", "?"
@@ -1317,10 +1317,8 @@ def _string_to_boolean(node: Any, safe: bool) -> Any:
 def _to_string(node: Any, source: str | None) -> Any:
     if source == "timestamp":
         return _fill("CAST(CAST(_v AS TIMESTAMP) AS VARCHAR)", _v=node.this)
-    if source and source.startswith(("map<", "struct<")):
-        return _refuse(f"CAST({source.split('<')[0].upper()} AS STRING)")
-    if source and source.startswith("array<") and source[6:-1] not in _INTEGRAL:
-        return _refuse("CAST(ARRAY AS STRING)")
+    if source and source.startswith(("map<", "struct<", "array<")):
+        return _string_of(node.this, source, 0)
     if source in _FRACTIONAL:
         return _fill(
             "CASE WHEN abs(_v) >= 1e7 OR (abs(_v) < 1e-3 AND _v <> 0) THEN "
@@ -1329,6 +1327,61 @@ def _to_string(node: Any, source: str | None) -> Any:
             _v=node.this,
         )
     return None
+
+
+def _string_of(value: Any, spark: str, depth: int) -> Any:
+    """Spark's text for a value: ``[1, null]``, ``{a -> 1}``, ``{1, x}`` (structs by value)."""
+    from sqlglot import exp
+
+    if spark in _INTEGRAL or _is_decimal(spark) or spark in ("string", "boolean", "date"):
+        return _fill("CAST(_v AS VARCHAR)", _v=value)
+    if spark == "timestamp":
+        return _fill("CAST(CAST(_v AS TIMESTAMP) AS VARCHAR)", _v=value)
+    item = exp.column(f"_x{depth}")
+    if spark.startswith("array<"):
+        text = _or_null(_string_of(item, spark[6:-1], depth + 1))
+        return _fill(
+            "'[' || array_to_string(list_transform(_v, _f), ', ') || ']'",
+            _v=value,
+            _f=_lambda([item.name], text),
+        )
+    if spark.startswith("map<"):
+        key_type, value_type = _split_map(spark)
+        key = _string_of(_fn("struct_extract", item, _lit("key")), key_type, depth + 1)
+        val = _string_of(_fn("struct_extract", item, _lit("value")), value_type, depth + 1)
+        entry = _fill("_k || ' -> ' || _w", _k=key, _w=_or_null(val))
+        return _fill(
+            "'{' || array_to_string(list_transform(map_entries(_v), _f), ', ') || '}'",
+            _v=value,
+            _f=_lambda([item.name], entry),
+        )
+    if spark.startswith("struct<"):
+        fields = _struct_fields(spark)
+        parts = {
+            f"_p{i}": _or_null(_string_of(_fn("struct_extract", value, _lit(name)), kind, depth))
+            for i, (name, kind) in enumerate(fields)
+        }
+        joined = " || ', ' || ".join(parts) or "''"
+        return _fill(
+            f"CASE WHEN _v IS NULL THEN NULL ELSE '{{' || {joined} || '}}' END", _v=value, **parts
+        )
+    return _refuse(f"CAST({spark.split('<')[0].upper()} AS STRING) with {spark} inside")
+
+
+def _or_null(text: Any) -> Any:
+    return _fn("coalesce", text, _lit("null"))
+
+
+def _struct_fields(spark: str) -> list[tuple[str, str]]:
+    inner, fields, depth, start = spark[len("struct<") : -1], [], 0, 0
+    for i, char in enumerate(inner + ","):
+        depth += char in "<("
+        depth -= char in ">)"
+        if char == "," and depth == 0:
+            name, _, kind = inner[start:i].partition(":")
+            fields.append((name, kind))
+            start = i + 1
+    return fields
 
 
 def _data_type(node: Any, ctx: _Rewriter) -> Any:
@@ -1961,6 +2014,14 @@ def _array_position(node: Any, ctx: _Rewriter) -> Any:
     )
 
 
+def _array_sort(node: Any, ctx: _Rewriter) -> Any:
+    from sqlglot import exp
+
+    if any(isinstance(a, exp.Lambda) for a in node.args.values()):
+        return _refuse("array_sort() with a comparator")
+    return None
+
+
 def _arrays_zip(node: Any, ctx: _Rewriter) -> Any:
     """Spark names each field after its column, else by position ("0", "1", ...)."""
     from sqlglot import exp
@@ -2344,6 +2405,7 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.Cast: _cast_rule,
         exp.TryCast: _cast_rule,
         exp.DataType: _data_type,
+        exp.ArraySort: _array_sort,
         exp.Union: _set_operation,
         exp.Intersect: _set_operation,
         exp.Except: _set_operation,

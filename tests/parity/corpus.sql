@@ -1573,3 +1573,10 @@ SELECT count(*) AS n FROM gold.recent_transactions WHERE merchant_category_code 
 
 -- id: float_union_int
 SELECT x FROM (SELECT CAST(1.5 AS FLOAT) AS x UNION ALL SELECT 2) ORDER BY x;
+
+-- id: cast_nested_to_string
+SELECT CAST(array(named_struct('k', 'a', 'v', 1), named_struct('k', 'b', 'v', CAST(NULL AS INT))) AS STRING) AS s,
+       CAST(map('x', array(1, 2)) AS STRING) AS m, CAST(array('a', NULL) AS STRING) AS a;
+
+-- id: cast_struct_of_columns_to_string
+SELECT CAST(struct(card_id, approval_limit, issued_date) AS STRING) AS s FROM gold.credit_cards ORDER BY card_id;
