@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -122,14 +122,16 @@ class DemoOptions:
     rules_dirs: tuple[Path, ...] = ()
     force: bool = False
     stop_after: str | None = None
+    llm: str = "auto"  # auto: a real endpoint when a key is set; simulated; off
 
 
 def _source(
-    settings: Settings, fixtures: Path | None, rows: int | None, rules: list[Rule]
+    settings: Settings, options: DemoOptions, fixtures: Path | None, rules: list[Rule]
 ) -> dict[str, Any]:
     return {
         "fixtures": str(fixtures) if fixtures is not None else "<shipped fixtures>",
-        "rows": rows,
+        "rows": options.rows,
+        "llm": options.llm,
         "rules": {r.name: r.hash for r in rules},
         "settings": {k: getattr(settings, k) for k in _SOURCE_SETTINGS},
     }
@@ -137,7 +139,7 @@ def _source(
 
 def _differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
     out = []
-    for key in ("fixtures", "rows"):
+    for key in ("fixtures", "rows", "llm"):
         if recorded.get(key) != now.get(key):
             out.append(f"{key}: run used {recorded.get(key)!r}, now {now.get(key)!r}")
     before, after = recorded.get("rules", {}), now.get("rules", {})
@@ -318,9 +320,11 @@ class _Run:
         """Classify the ambiguous items; without a key they become INFO flags for review."""
         if not ambiguous:
             return "nothing ambiguous to classify", {}
-        if not self.settings.openrouter_api_key:
+        mode = self.options.llm
+        if mode == "off" or (mode == "auto" and not self.settings.openrouter_api_key):
+            why = "--llm off" if mode == "off" else "no OPENROUTER_API_KEY"
             note = (
-                f"skipped: no OPENROUTER_API_KEY (or AUDIT_LLM_BASE_URL endpoint key) is set; "
+                f"skipped: {why} (or AUDIT_LLM_BASE_URL endpoint key); "
                 f"{len(ambiguous)} unknown-vendor transactions became INFO flags for human review"
             )
             review = "needs human review (LLM stage skipped)"
@@ -329,6 +333,26 @@ class _Run:
             )
             await self.trail.record(AGENT, "llm.skipped", output_summary=note)
             return note, {}
+        if mode == "simulated":
+            from audit_core._simulated import SIMULATED_KEY, simulated_answer
+            from audit_core.testing import FakeOpenRouter
+
+            async with FakeOpenRouter(responder=simulated_answer) as server:
+                settings = replace(
+                    self.settings, openrouter_api_key=SIMULATED_KEY, llm_base_url=server.url
+                )
+                note, costs = await self._ask(rule, ambiguous, settings, source="llm-simulated")
+            return f"simulated (loopback fake model, no real LLM): {note}", costs
+        return await self._ask(rule, ambiguous, self.settings)
+
+    async def _ask(
+        self,
+        rule: Rule,
+        ambiguous: list[dict[str, Any]],
+        settings: Settings,
+        *,
+        source: str = "llm",
+    ) -> tuple[str, dict[str, Any]]:
         from audit_core.llm import AsyncLLMClient
 
         items = [
@@ -340,7 +364,7 @@ class _Run:
             }
             for r in ambiguous
         ]
-        async with AsyncLLMClient.from_settings(self.settings, trail=self.trail) as client:
+        async with AsyncLLMClient.from_settings(settings, trail=self.trail) as client:
             answers = await client.classify(
                 items,
                 list(rule.labels),
@@ -365,7 +389,7 @@ class _Run:
                     risk_level=rule.severity_by_label[answer.label],
                     confidence=round(float(answer.confidence or 0.0), 3),
                     title=f"{rule.title}: classified {answer.label}",
-                    detected_by="llm:" + answer.model,
+                    detected_by=f"{source}:{answer.model}",
                     evidence={
                         "model": answer.model,
                         "escalated": answer.escalated,
@@ -441,7 +465,7 @@ async def run_demo(
             await asyncio.to_thread(generate, options.rows, 7, fixtures)
     run_id = options.resume or options.run_id or new_run_id()
     report = Report(run_id=run_id, resumed=options.resume is not None)
-    report.source = _source(settings, fixtures, options.rows, rules)
+    report.source = _source(settings, options, fixtures, rules)
     results_db = out_dir / "audit.duckdb"
     report.results_path = str(results_db)
 

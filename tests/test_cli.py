@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -586,3 +587,20 @@ def test_runs_lists_every_run_and_how_to_resume(cli: Any) -> None:
     assert finished["rows"] == done["rows_scanned"]
     assert finished["flags_by_severity"] == done["flags_by_severity"]
     assert cli("runs", "--out", "elsewhere").returncode == 2
+
+
+def test_the_simulated_llm_stage_runs_offline_and_says_so(cli: Any, tmp_path: Path) -> None:
+    """`--llm simulated`: the 3% path end to end without a key, labelled everywhere."""
+    out = cli("demo", "--llm", "simulated", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["llm_note"].startswith("simulated")
+    assert report["llm_costs"]["calls"] >= 1
+    assert Decimal(report["llm_costs"]["total_usd"]) > 0
+    assert "escalated" in report["llm_note"]
+    assert report["flags_by_severity"].get("INFO", 0) == 0
+    rows = json.loads(cli("flags", "--rule", "unknown_vendor", "--format", "json").stdout)
+    assert rows
+    assert all(r["detected_by"].startswith("llm-simulated:") for r in rows)
+    page = (tmp_path / report["report"]).read_text()
+    assert "simulated</b>" in page

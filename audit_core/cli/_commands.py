@@ -45,6 +45,7 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         rules_dirs=tuple(rule_folders(args)),
         force=args.force,
         stop_after=args.stop_after,
+        llm=args.llm,
     )
     again = f"audit-core demo --resume {options.run_id}"
     if args.rows is not None:

@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="flag again what an earlier completed run already flagged",
     )
+    demo.add_argument(
+        "--llm",
+        choices=("auto", "simulated", "off"),
+        default="auto",
+        help="the LLM stage: auto (a real endpoint when OPENROUTER_API_KEY is set), "
+        "simulated (a loopback fake model, labelled as such), off",
+    )
     demo.add_argument("--stop-after", choices=c.DEMO_STEPS, help=argparse.SUPPRESS)
 
     doctor = _command(
