@@ -462,6 +462,7 @@ class _Rewriter:
                 tree = new
         for select in list(tree.find_all(exp.Select)):
             _expand_generators(select)
+            _outer_laterals(select)
         return tree
 
     def _index_scopes(self, tree: Any) -> None:
@@ -2371,9 +2372,33 @@ def _named(
 
 
 def _lateral(node: Any, ctx: _Rewriter) -> Any:
-    if node.args.get("outer"):
-        return _refuse("LATERAL VIEW OUTER")
+    from sqlglot import exp
+
+    if node.args.get("outer") and not isinstance(node.this, exp.Explode):
+        return _refuse(f"LATERAL VIEW OUTER {node.this.sql_name().lower()}()")
     return None
+
+
+def _outer_laterals(select: Any) -> None:
+    """``LATERAL VIEW OUTER explode(a) t AS x`` as ``LEFT JOIN UNNEST(a) AS t(x) ON TRUE``:
+    a row whose array is empty or NULL stays, with x NULL, as in Spark."""
+    from sqlglot import exp
+
+    laterals = list(select.args.get("laterals") or [])
+    if not any(lateral.args.get("outer") for lateral in laterals):
+        return
+    joins, kept = list(select.args.get("joins") or []), []
+    for lateral in laterals:
+        if not lateral.args.get("outer"):
+            kept.append(lateral)
+            continue
+        if kept:
+            _refuse("LATERAL VIEW OUTER after another LATERAL VIEW")
+        alias = lateral.args.get("alias")
+        unnest = exp.Unnest(expressions=[lateral.this.this.copy()], alias=alias.copy())
+        joins.append(exp.Join(this=unnest, side="LEFT", on=exp.true()))
+    select.set("joins", joins)
+    select.set("laterals", kept or None)
 
 
 def _decimal_literal(node: Any, ctx: _Rewriter) -> Any:

@@ -1580,3 +1580,7 @@ SELECT CAST(array(named_struct('k', 'a', 'v', 1), named_struct('k', 'b', 'v', CA
 
 -- id: cast_struct_of_columns_to_string
 SELECT CAST(struct(card_id, approval_limit, issued_date) AS STRING) AS s FROM gold.credit_cards ORDER BY card_id;
+
+-- id: lateral_view_outer_split
+SELECT run_id, part FROM workflow_state
+LATERAL VIEW OUTER explode(CASE WHEN status = 'completed' THEN split(run_id, '-') END) t AS part ORDER BY run_id, part;
