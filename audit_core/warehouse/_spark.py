@@ -2,9 +2,9 @@
 
 Spark is the engine under Databricks SQL, so this backend answers exactly as Databricks
 does (ANSI mode on, session time zone UTC); it is also the reference the local DuckDB
-backend is proved against (``tests/parity``). A local session loads the fixture tables
-with their declared types; a Spark Connect server (``sc://host:port``) queries the tables
-it already has.
+backend is proved against (``tests/parity``). A local session loads the same tables the
+local backend builds from the fixtures (same rows, same types); a Spark Connect server
+(``sc://host:port``) queries the tables it already has, or is loaded the same way.
 
 The session is made once and shared by every worker thread (a SparkSession is
 thread-safe); each statement runs under a job tag of its own, so cancelling one
@@ -47,7 +47,6 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "true",
 }
-_QUIET_LOGGERS = ("SQLQueryContextLogger", "py4j", "pyspark")
 
 
 def _import_pyspark() -> Any:
@@ -60,14 +59,6 @@ def _import_pyspark() -> Any:
             "the Spark backend needs pyspark: pip install 'audit-core[spark]'"
         ) from None
     return pyspark.sql
-
-
-def _quiet_python_loggers() -> None:
-    import logging
-
-    # pyspark logs every failed statement with its JVM stack; the caller gets a QueryError.
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def local_session(
@@ -91,8 +82,7 @@ def local_session(
             spark = builder.getOrCreate()
         except Exception as exc:  # JVM missing, port in use, ...
             raise ConfigError(f"cannot start local Spark: {exc}") from None
-    spark.sparkContext.setLogLevel("OFF")
-    _quiet_python_loggers()
+    spark.sparkContext.setLogLevel("ERROR")  # the JVM we started: no INFO/WARN chatter
     return spark
 
 
@@ -109,7 +99,6 @@ def connect_session(url: str) -> Any:
             raise ConfigError(f"cannot reach Spark Connect at {url}: {exc}") from None
     for key, value in SESSION_CONF.items():
         spark.conf.set(key, value)
-    _quiet_python_loggers()
     return spark
 
 
@@ -132,7 +121,7 @@ def load_fixtures(spark: Any, fixtures_dir: Path | None = None) -> dict[str, int
         for name in sorted(local.tables):
             table = conn.sql("SELECT * FROM " + _quoted(name, '"')).to_arrow_table()
             if "." in name:
-                spark.sql(f"CREATE DATABASE IF NOT EXISTS `{name.split('.')[0]}`")
+                spark.sql("CREATE DATABASE IF NOT EXISTS " + _quoted(name.split(".")[0], "`"))
             frame = spark.createDataFrame(table)
             frame.write.mode("overwrite").saveAsTable(_quoted(name, "`"))
             loaded[name] = table.num_rows
@@ -144,7 +133,8 @@ def load_fixtures(spark: Any, fixtures_dir: Path | None = None) -> dict[str, int
 
 
 def _quoted(name: str, quote: str) -> str:
-    return ".".join(f"{quote}{part}{quote}" for part in name.split("."))
+    """``gold.x`` as ``"gold"."x"`` (or with backticks); a quote inside is doubled."""
+    return ".".join(quote + part.replace(quote, quote * 2) + quote for part in name.split("."))
 
 
 # the backend ------------------------------------------------------------------------
