@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -72,12 +73,19 @@ class _OutputWatcher:
 
 
 class RedisServer:
-    """A redis-server process on 127.0.0.1 that a test can stop and start again."""
+    """A redis-server process on 127.0.0.1 that a test can kill, pause and start again.
 
-    def __init__(self, binary: str, port: int | None = None, *extra: str) -> None:
+    ``persistent`` turns on the append-only file with an fsync per write, so a SIGKILL
+    and restart keeps every acknowledged write; without it a restart comes back empty.
+    """
+
+    def __init__(
+        self, binary: str, port: int | None = None, *extra: str, persistent: bool = False
+    ) -> None:
         self.binary = binary
         self.port = port or free_port()
         self.extra = extra
+        self.persistent = persistent
         self.dir = tempfile.mkdtemp(prefix="audit-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -85,31 +93,43 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def _argv(self) -> list[str]:
+        aof = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
+        options = {
+            "--port": str(self.port),
+            "--bind": "127.0.0.1",
+            "--save": "",
+            "--dir": self.dir,
+            "--protected-mode": "yes",
+        }
+        argv = [self.binary]
+        for name, value in options.items():
+            argv += [name, value]
+        return [*argv, "--appendonly", *aof, *self.extra]
+
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self.dir,
-                "--protected-mode", "yes",
-                *self.extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.proc = subprocess.Popen(self._argv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.output = _OutputWatcher(self.proc)
         self.output.wait_for(b"Ready to accept connections", 20)
 
     def stop(self) -> None:
+        """SIGKILL: no shutdown save; with ``persistent`` the fsynced AOF survives."""
         if self.proc is not None and self.proc.poll() is None:
+            self.resume()
             self.proc.kill()
             self.proc.wait(10)
         if self.proc is not None:
             self.output.thread.join(10)  # reads to EOF, then closes the pipe
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung server)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def cleanup(self) -> None:
         self.stop()
@@ -136,11 +156,8 @@ class RedisClusterServers:
     """Three cluster-enabled redis-server masters on loopback, joined by redis-cli."""
 
     def __init__(self, binary: str, cli: str) -> None:
-        self.nodes = [
-            RedisServer(binary, _cluster_port(), "--cluster-enabled", "yes",
-                        "--cluster-node-timeout", "5000")
-            for _ in range(3)
-        ]  # fmt: skip
+        cluster = ("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+        self.nodes = [RedisServer(binary, _cluster_port(), *cluster) for _ in range(3)]
         for node in self.nodes:
             node.extra = (*node.extra, "--cluster-config-file", f"{node.dir}/nodes.conf")
         self.cli = cli
@@ -152,12 +169,9 @@ class RedisClusterServers:
     def start(self) -> None:
         for node in self.nodes:
             node.start()
-        subprocess.run(
-            [self.cli, "--cluster", "create",
-             *(f"127.0.0.1:{n.port}" for n in self.nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        nodes = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        command = [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", "0"]
+        subprocess.run([*command, "--cluster-yes"], check=True, capture_output=True, timeout=60)
         # `--cluster create` returns once every slot is assigned; each node logs when it
         # sees the whole cluster as ok, which is when it serves commands.
         for node in self.nodes:
@@ -209,17 +223,22 @@ class PostgresServer:
         return f"postgresql://audit@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "audit",
-             "--auth=trust", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True, timeout=120, user=self.user,
-        )  # fmt: skip
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "audit"]
+        initdb += ["--auth=trust", "--no-sync", "-E", "UTF8"]
+        subprocess.run(initdb, check=True, capture_output=True, timeout=120, user=self.user)
+        config = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": self.dir,
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        for name, value in config.items():
+            argv += ["-c", f"{name}={value}"]
         self.proc = subprocess.Popen(
-            [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=self.user,
-        )  # fmt: skip
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=self.user
+        )
         self.output = _OutputWatcher(self.proc)
         self.output.wait_for(b"database system is ready to accept connections", 60)
 

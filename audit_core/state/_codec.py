@@ -51,8 +51,8 @@ __all__ = [
     "envelope_bytes",
 ]
 
-MAX_DEPTH: Final = 250
-"""Deepest nesting a state may have (orjson's own limit is 254)."""
+MAX_DEPTH: Final = 254
+"""Containers may nest this deep, the state itself included (orjson's own limit)."""
 MAX_VERSION: Final = 2**53 - 1
 """Largest version a run can reach: exact in Lua's doubles and in JavaScript."""
 

@@ -105,6 +105,8 @@ class LockScope:
         self._task: asyncio.Task[Any] | None = None
         self._extender: asyncio.Task[None] | None = None
         self._cancelled = False
+        self._stopping = False
+        self._renewing = False
         self._fence_token: Token[Mapping[str, int]] | None = None
         self._valid_until = 0.0
 
@@ -165,10 +167,7 @@ class LockScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._extender is not None:
-            self._extender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._extender
+        await self._stop_extending()
         if self._fence_token is not None:
             _FENCES.reset(self._fence_token)
         held = self.held
@@ -200,16 +199,32 @@ class LockScope:
 
     async def _extend_loop(self) -> None:
         store = self.store
-        while True:
+        while not self._stopping:
             await store._sleep(self.ttl_s / 3)
+            if self._stopping:
+                return
+            self._renewing = True
             try:
                 if await self.renew(self.ttl_s):
                     continue
             except UNAVAILABLE:
                 if store._clock() < self._valid_until:
                     continue  # Redis may come back before the lease runs out
+            finally:
+                self._renewing = False
             self.lose("renew")
             return
+
+    async def _stop_extending(self) -> None:
+        """Stop the renewal task; a renewal in flight is let finish, never cut mid-reply."""
+        extender = self._extender
+        if extender is None:
+            return
+        self._stopping = True
+        if not self._renewing:
+            extender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await extender
 
     def lose(self, during: str) -> None:
         """Mark the lease lost; cancel the holder's task when asked to."""

@@ -104,12 +104,15 @@ return token
 )
 
 NEXT_FENCE: Final = """
--- KEYS[1] the run's fencing counter. ARGV[1] lowest acceptable token minus one (the
--- fence already stored with the state), ARGV[2] counter ttl ms. Returns a fresh token.
+-- KEYS[1] the run's fencing counter. ARGV[1] the fence already stored with the state,
+-- ARGV[2] counter ttl ms. Returns a fresh token: above the stored fence, above every
+-- token handed out before, and never below the server's clock in microseconds, so a
+-- restart that loses the counter (and the state) cannot hand out an old token again.
 local t = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[1])
-if t <= floor then
-  t = floor + 1
+local now = redis.call('TIME')
+local floor = math.max(tonumber(ARGV[1]) + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+if t < floor then
+  t = floor
   redis.call('SET', KEYS[1], string.format('%d', t))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])

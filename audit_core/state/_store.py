@@ -147,6 +147,7 @@ class _Seen:
     codec: str
     envelope: bool = False
     server: str | None = None  # the Redis run id it was seen on, to tell a restart
+    provisional: bool = False  # written while degraded, not (yet) confirmed by Redis
 
     def view(self, run_id: str) -> StoredState:
         if self.envelope:
@@ -502,6 +503,8 @@ class AsyncStateStore(AsyncLifecycle):
         """Redis holds an older version than this process saw. After a restart without
         persistence, write the last-known state back (reported by the next `flush`);
         on the same server it was deleted or expired, which stands."""
+        if prev.provisional or run_id in self._buffer:
+            return None  # not something Redis ever held: the flush replays it instead
         current = await self._server_id()
         if not prev.server or not current or current == prev.server:
             return None
@@ -605,9 +608,19 @@ class AsyncStateStore(AsyncLifecycle):
         async with self._lock_for(run_id):
             at = _now_text(self._now())
             if not self._degraded:
+                # Never below a version this process saw, even if Redis lost it.
+                seen = self._recent.get(run_id)
+                floor = seen.version + 1 if seen else 0
                 try:
                     _, version = await self._write(
-                        "save", run_id, encoded, mode="any", ttl_s=ttl, at=at, fence=fence
+                        "save",
+                        run_id,
+                        encoded,
+                        mode="any",
+                        ttl_s=ttl,
+                        at=at,
+                        fence=fence,
+                        version=floor,
                     )
                     return version
                 except UNAVAILABLE as exc:
@@ -764,7 +777,13 @@ class AsyncStateStore(AsyncLifecycle):
         if state is None:
             self._recent.pop(run_id, None)
         else:
-            seen = _Seen(version=version, updated_at=at, raw=state.data, codec=state.codec)
+            seen = _Seen(
+                version=version,
+                updated_at=at,
+                raw=state.data,
+                codec=state.codec,
+                provisional=True,
+            )
             self._remember(run_id, seen)
         self._count(kind, "buffered")
         return version
