@@ -28,17 +28,20 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from audit_core._logging import get_logger
 from audit_core._settings import Settings
 from audit_core.db import AuditTrail, Flag, FlagStore, ensure_schema
-from audit_core.db._flags import flag_id_for
+from audit_core.db._flags import flag_id_for, flag_params, flag_sql
 from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
 from audit_core.rules import Rule, load_rules
 from audit_core.state import AsyncStateStore
 from audit_core.warehouse import DatabricksClient
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _log = get_logger("audit_core.demo")
 AGENT = "demo-auditor"
@@ -261,6 +264,36 @@ class _Run:
         )
         return set(table.column(0).to_pylist())
 
+    async def _hits(self, rule: Rule) -> pa.Table:
+        """The rule's findings, each with its stable flag id computed in the engine."""
+        params = {**rule.bind(since=self.report.since), **flag_params(self.run_id, rule.name)}
+        return await self.warehouse.query_arrow(flag_sql(rule.sql), params)
+
+    async def _write_table(
+        self, rule: Rule, hits: pa.Table, *, risk_level: str, confidence: float, title: str
+    ) -> int:
+        """Set-based: the findings go from the engine's Arrow result into the flags table
+        in one insert; none that an earlier completed run already flagged."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        seen = await self._already_flagged(rule.name)
+        if seen:
+            repeated = pc.is_in(hits.column("transaction_id"), pa.array(sorted(seen)))
+            count = int(pc.sum(repeated).as_py() or 0)
+            if count:
+                self.report.duplicates_skipped[rule.name] = count
+        return await self.flags.add_table(
+            hits,
+            audit_run_id=self.run_id,
+            rule=rule.name,
+            risk_level=risk_level,
+            confidence_score=confidence,
+            title=title,
+            skip_existing=True,
+            exclude_transactions=seen,
+        )
+
     async def _write(self, rule: str, flags: list[Flag]) -> int:
         seen = await self._already_flagged(rule)
         fresh = [f for f in flags if f.transaction_id not in seen]
@@ -279,11 +312,14 @@ class _Run:
                 continue
             self.progress.show(f"checks: {rule.name} ({i}/{total})")
             async with self.trail.trace(AGENT, f"rule.{rule.name}") as t:
-                hits = await self.warehouse.query_arrow(
-                    rule.sql, rule.bind(since=self.report.since)
+                hits = await self._hits(rule)
+                written = await self._write_table(
+                    rule,
+                    hits,
+                    risk_level=rule.severity,
+                    confidence=float(rule.confidence),
+                    title=rule.title,
                 )
-                found = [_rule_flag(self.run_id, rule, r) for r in hits.to_pylist()]
-                written = await self._write(rule.name, found)
                 t.output_summary = f"{written} flags"
             rules_done[rule.name] = written
             skipped.update(self.report.duplicates_skipped)
@@ -301,35 +337,35 @@ class _Run:
             self.report.llm_note = "no llm rule is configured"
             await self.checkpoint("llm", llm_note=self.report.llm_note, llm_costs={}, llm_items=0)
             return
-        table = await self.warehouse.query_arrow(rule.sql, rule.bind(since=self.report.since))
-        ambiguous = table.to_pylist()
-        self.report.llm_items = len(ambiguous)
+        table = await self._hits(rule)
+        self.report.llm_items = table.num_rows
         if "llm" in self.done:
             self.report.skipped_steps.append("llm")
             self.report.llm_note = self.state.get("llm_note", "")
             self.report.llm_costs = self.state.get("llm_costs", {})
             return
-        self.progress.show(f"llm: {len(ambiguous)} ambiguous transactions")
-        note, costs = await self._classify(rule, ambiguous)
+        self.progress.show(f"llm: {table.num_rows} ambiguous transactions")
+        note, costs = await self._classify(rule, table)
         self.report.llm_note, self.report.llm_costs = note, costs
-        await self.checkpoint("llm", llm_note=note, llm_costs=costs, llm_items=len(ambiguous))
+        await self.checkpoint("llm", llm_note=note, llm_costs=costs, llm_items=table.num_rows)
 
-    async def _classify(
-        self, rule: Rule, ambiguous: list[dict[str, Any]]
-    ) -> tuple[str, dict[str, Any]]:
+    async def _classify(self, rule: Rule, table: pa.Table) -> tuple[str, dict[str, Any]]:
         """Classify the ambiguous items; without a key they become INFO flags for review."""
-        if not ambiguous:
+        if table.num_rows == 0:
             return "nothing ambiguous to classify", {}
         mode = self.options.llm
         if mode == "off" or (mode == "auto" and not self.settings.openrouter_api_key):
             why = "--llm off" if mode == "off" else "no OPENROUTER_API_KEY"
             note = (
                 f"skipped: {why} (or AUDIT_LLM_BASE_URL endpoint key); "
-                f"{len(ambiguous)} unknown-vendor transactions became INFO flags for human review"
+                f"{table.num_rows} unknown-vendor transactions became INFO flags for human review"
             )
-            review = "needs human review (LLM stage skipped)"
-            await self._write(
-                rule.name, [_review_flag(self.run_id, rule, r, review) for r in ambiguous]
+            await self._write_table(
+                rule,
+                table,
+                risk_level="INFO",
+                confidence=0.5,
+                title=f"{rule.title}: needs human review (LLM stage skipped)",
             )
             await self.trail.record(AGENT, "llm.skipped", output_summary=note)
             return note, {}
@@ -341,9 +377,11 @@ class _Run:
                 settings = replace(
                     self.settings, openrouter_api_key=SIMULATED_KEY, llm_base_url=server.url
                 )
-                note, costs = await self._ask(rule, ambiguous, settings, source="llm-simulated")
+                note, costs = await self._ask(
+                    rule, table.to_pylist(), settings, source="llm-simulated"
+                )
             return f"simulated (loopback fake model, no real LLM): {note}", costs
-        return await self._ask(rule, ambiguous, self.settings)
+        return await self._ask(rule, table.to_pylist(), self.settings)
 
     async def _ask(
         self,

@@ -22,6 +22,8 @@ from audit_core.db._layout import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVE
 from audit_core.errors import InvalidFlagError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from audit_core.db._reader import Reader
     from audit_core.warehouse import DatabricksClient
 
@@ -33,10 +35,13 @@ __all__ = [
     "count_flags",
     "find_flags",
     "flag_id_for",
+    "flag_params",
+    "flag_sql",
     "validate",
 ]
 
 DECISIONS = HUMAN_DECISIONS
+_SEP = "\x1f"  # between the parts of a flag id's key: a byte no id contains
 _INSERT_COLUMNS = (
     "flag_id",
     "transaction_id",
@@ -57,6 +62,22 @@ _INSERT_COLUMNS = (
     "department",
     "transaction_date",
 )
+
+
+def flag_sql(rule_sql: str) -> str:
+    """``rule_sql`` wrapped so each row also carries its stable ``flag_id``, computed in
+    the engine exactly as `flag_id_for` does (parameters ``:flag_run``, ``:flag_rule``,
+    ``:flag_sep``; see `flag_params`)."""
+    return (
+        "SELECT concat('flg_', substr(sha2(concat_ws(:flag_sep, :flag_run, :flag_rule, "
+        "CAST(hits.transaction_id AS STRING), ''), 256), 1, 24)) AS flag_id, hits.* "
+        f"FROM ({rule_sql}) AS hits"
+    )
+
+
+def flag_params(audit_run_id: str, rule: str) -> dict[str, str]:
+    """The parameters `flag_sql` adds."""
+    return {"flag_run": audit_run_id, "flag_rule": rule, "flag_sep": _SEP}
 
 
 def _rank(column: str, levels: Iterable[str]) -> str:
@@ -101,7 +122,7 @@ class Flag:
 
 def flag_id_for(audit_run_id: str, rule: str | None, transaction_id: str, extra: str = "") -> str:
     """A stable id: the same finding in the same run always gets the same id."""
-    key = "\x1f".join((audit_run_id, rule or "", transaction_id, extra))
+    key = _SEP.join((audit_run_id, rule or "", transaction_id, extra))
     return "flg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -216,6 +237,91 @@ class FlagStore:
         )
         await self.warehouse.executemany(sql, rows)
         return checked
+
+    async def add_table(
+        self,
+        hits: pa.Table,
+        *,
+        audit_run_id: str,
+        rule: str,
+        risk_level: str,
+        confidence_score: float,
+        title: str,
+        detected_by: str = "sql-rules",
+        skip_existing: bool = False,
+        exclude_transactions: Iterable[str] = (),
+    ) -> int:
+        """One flag per row of ``hits``, written set-based (one Arrow insert, no Python
+        object per row); returns how many were written.
+
+        ``hits`` has ``flag_id`` (see `flag_sql`), ``transaction_id``, ``amount`` and
+        ``detail`` (the explanation), and optionally ``vendor_name``, ``department`` and
+        ``transaction_date``. The per-flag constants are validated once, as `validate`
+        does for one flag; a row without a transaction id or detail is rejected, naming
+        the rule. ``skip_existing`` leaves ids already stored alone; transactions in
+        ``exclude_transactions`` get no flag.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        prototype = validate(
+            Flag(
+                audit_run_id=audit_run_id,
+                transaction_id="-",
+                risk_level=risk_level,
+                confidence_score=confidence_score,
+                explanation="-",
+                rule=rule,
+                title=title,
+                detected_by=detected_by,
+            )
+        )
+        for column in ("flag_id", "transaction_id", "detail"):
+            if column not in hits.column_names:
+                raise InvalidFlagError(f"rule {rule!r} returned no {column} column")
+            if hits.column(column).null_count:
+                raise InvalidFlagError(
+                    f"rule {rule!r} returned {hits.column(column).null_count} rows without "
+                    f"{'an explanation (detail)' if column == 'detail' else column}"
+                )
+        keep = None
+        excluded = list(exclude_transactions)
+        if excluded:
+            keep = pc.invert(pc.is_in(hits.column("transaction_id"), pa.array(excluded)))
+        if skip_existing:
+            stored = await self.warehouse.query_arrow(
+                f"SELECT flag_id FROM {self.table} WHERE audit_run_id = :run",
+                {"run": audit_run_id},
+            )
+            if stored.num_rows:
+                fresh = pc.invert(pc.is_in(hits.column("flag_id"), stored.column(0)))
+                keep = fresh if keep is None else pc.and_(keep, fresh)
+        if keep is not None:
+            hits = hits.filter(keep)
+        n: int = hits.num_rows
+        if n == 0:
+            return 0
+
+        def constant(value: Any, kind: pa.DataType) -> pa.Array:
+            return pa.array([value] * n, type=kind)
+
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            "flag_id": hits.column("flag_id"),
+            "transaction_id": hits.column("transaction_id").cast(pa.string()),
+            "audit_run_id": constant(audit_run_id, pa.string()),
+            "severity_level": constant(prototype.severity_level, pa.string()),
+            "risk_level": constant(risk_level, pa.string()),
+            "confidence_score": constant(prototype.confidence_score, pa.float64()),
+            "explanation": hits.column("detail").cast(pa.string()),
+            "rule": constant(rule, pa.string()),
+            "title": constant(title, pa.string()),
+            "detected_by": constant(detected_by, pa.string()),
+        }
+        for column in ("amount", "vendor_name", "department", "transaction_date"):
+            if column in hits.column_names:
+                columns[column] = hits.column(column)
+        await self.warehouse.insert_arrow(self.table, pa.table(columns))
+        return n
 
     async def pending(self, limit: int = 100, *, audit_run_id: str | None = None) -> list[Flag]:
         """Flags awaiting review, most severe and most recent first."""

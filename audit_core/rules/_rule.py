@@ -42,7 +42,9 @@ __all__ = [
     "parse_rule",
 ]
 
-RUN_PARAMS = frozenset({"since"})  # supplied by the run, never declared by a rule
+# Supplied by the run, never declared by a rule: the window's start, and the three the
+# flag-id wrapper adds (`audit_core.db._flags.flag_sql`).
+RUN_PARAMS = frozenset({"since", "flag_run", "flag_rule", "flag_sep"})
 FLAG_COLUMNS = ("transaction_id", "amount", "detail")
 _FIELDS = frozenset(
     {

@@ -459,6 +459,31 @@ class DatabricksClient(AsyncLifecycle):
             "executemany", sql, lambda conn: backend.run_many(conn, sql, bound), timeout_s
         )
 
+    async def insert_arrow(
+        self, table: str, data: pa.Table, *, timeout_s: float | None = None
+    ) -> None:
+        """Append ``data`` to ``table``, matching columns by name (absent ones take their
+        defaults). Locally one set-based INSERT from the Arrow table; elsewhere an
+        ``INSERT ... VALUES`` per row through `executemany`."""
+        if data.num_rows == 0:
+            return
+        backend = self._backend
+        native = getattr(backend, "insert_arrow", None)
+        if native is None:
+            columns = data.column_names
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + c for c in columns)})"
+            )
+            await self.executemany(sql, data.to_pylist(), timeout_s=timeout_s)
+            return
+        await self._run(
+            "insert_arrow",
+            f"INSERT INTO {table}",
+            lambda conn: native(conn, table, data),
+            timeout_s,
+        )
+
     async def get_last_audit_timestamp(self) -> datetime:
         """When the last completed audit finished (aware UTC); 2025-01-01 when there is none."""
         table = await self.query_arrow(LAST_AUDIT_SQL.format(table=self.state_table))

@@ -21,9 +21,15 @@ from audit_core.warehouse._sql import check_params, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
+
+
 # Applied once the fixtures are loaded (they are files); the lock comes last and also
 # locks itself. The time zone is set first: a naive fixture timestamp is UTC, and so is
 # a naive literal in a query, on every worker's cursor whatever the machine's zone.
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 SANDBOX = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
@@ -122,6 +128,10 @@ class LocalBackend:
                     db.execute("SET GLOBAL TimeZone = 'UTC'")  # every cursor, not this one
                     if self.fixtures_dir is not None:
                         self._load(db, self.fixtures_dir)
+                        # Parquet fixtures are views read in place: the sandbox lets the
+                        # engine read that one folder, and nothing else.
+                        folder = _sql_literal(str(self.fixtures_dir.resolve()) + "/")
+                        db.execute(f"SET allowed_directories = [{folder}]")
                     for statement in SANDBOX:
                         db.execute(statement)
                 except BaseException:
@@ -180,21 +190,39 @@ class LocalBackend:
                 table = pa.table({name: [row[name] for row in rows] for name in plan.params})
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 table = None  # mixed Python types in a column: row by row instead
+        if plan is not None and table is not None:
+            self._insert_view(conn, sql, table, plan.sql)
+            return
         try:
             conn.execute("BEGIN")
-            if plan is not None and table is not None:
-                view = f"_audit_rows_{threading.get_ident()}"
-                conn.register(view, table)
-                try:
-                    conn.execute(plan.sql.format(view=view))
-                finally:
-                    conn.unregister(view)
-            else:
-                conn.executemany(prepared.sql, rows)
+            conn.executemany(prepared.sql, rows)
             conn.execute("COMMIT")
         except Exception as exc:
             conn.execute("ROLLBACK")
             raise self.map_error(exc, sql, conn) from None
+
+    def insert_arrow(self, conn: Any, table: str, data: Any) -> None:
+        """All of ``data`` (an Arrow table) into ``table`` by column name, in one
+        set-based INSERT: no Python object per row."""
+        target = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
+        sql = f"INSERT INTO {target} BY NAME SELECT * FROM {{view}}"
+        self._insert_view(conn, f"INSERT INTO {table}", data, sql)
+
+    def _insert_view(self, conn: Any, sql: str, data: Any, insert: str) -> None:
+        """``insert`` (with ``{view}``) from ``data`` registered as a view, in one
+        transaction. The view is dropped after the rollback, so a failed insert reports
+        its own error (a key violation, say), not the aborted transaction's."""
+        view = f"_audit_rows_{threading.get_ident()}"
+        conn.register(view, data)
+        try:
+            conn.execute("BEGIN")
+            conn.execute(insert.format(view=view))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            raise self.map_error(exc, sql, conn) from None
+        finally:
+            conn.unregister(view)
 
     def cancel(self, conn: Any) -> None:
         conn.interrupt()
