@@ -368,6 +368,9 @@ def _dialect() -> Any:
                 "DATE_TRUNC": _anonymous("date_trunc"),
                 "PERCENTILE": _percentile_builder(exp.Quantile.from_arg_list),
                 "PRINTF": _anonymous("format_string"),
+                # Same answer as sum / avg; an overflow is an error locally, not NULL.
+                "TRY_SUM": lambda args: exp.Sum(this=args[0]),
+                "TRY_AVG": lambda args: exp.Avg(this=args[0]),
             },
         },
     )
@@ -1822,7 +1825,21 @@ def _round(node: Any, ctx: _Rewriter) -> Any:
         return _retype(out, spark)
     if isinstance(node, (exp.Floor, exp.Ceil)) and digits is not None:
         return _refuse(f"{node.sql_name().lower()}(x, scale) on a non-decimal")
+    if isinstance(node, exp.Round) and source in _FRACTIONAL:
+        return _retype(_round_double("round", node.this, digits or _lit(0)), spark)
     return _retype(node, spark)
+
+
+def _round_double(function: str, value: Any, digits: Any) -> Any:
+    """Spark rounds a DOUBLE's shortest decimal text (1.005 -> 1.01), not its binary value
+    (1.00499999... -> 1.0, DuckDB's answer)."""
+    return _fill(
+        "CASE WHEN isfinite(_x) AND abs(_x) < 1e15 "
+        f"THEN CAST({function}(CAST(CAST(_x AS VARCHAR) AS DECIMAL(38, 20)), _d) AS DOUBLE) "
+        f"ELSE {function}(_x, _d) END",
+        _x=value,
+        _d=digits,
+    )
 
 
 def _bround(node: Any, ctx: _Rewriter) -> Any:
@@ -1831,6 +1848,8 @@ def _bround(node: Any, ctx: _Rewriter) -> Any:
     value = node.expressions[0]
     digits = node.expressions[1] if len(node.expressions) > 1 else _lit(0)
     spark = _infer_round(exp.Round(this=value, decimals=digits), ctx)
+    if _t(value) in _FRACTIONAL:
+        return _retype(_round_double("round_even", value, digits), spark)
     return _retype(_fn("round_even", value, digits), spark)
 
 
@@ -1890,6 +1909,114 @@ def _octet_length(node: Any, ctx: _Rewriter) -> Any:
 
 def _format_string(node: Any, ctx: _Rewriter) -> Any:
     return _fn("printf", *node.expressions)
+
+
+def _java_replacement(text: str) -> str:
+    """A java.util.regex replacement (``$1``, ``\\$``) in RE2's spelling (``\\1``, ``$``)."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            out.append("\\\\" if text[i + 1] == "\\" else text[i + 1])
+            i += 2
+        elif char == "$":
+            digits = re.match(r"\d+", text[i + 1 :])
+            if digits is None or len(digits.group()) > 1:
+                _refuse("regexp_replace() with a named or multi-digit group reference")
+            out.append("\\" + digits.group())
+            i += 1 + len(digits.group())
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _regexp_replace(node: Any, ctx: _Rewriter) -> Any:
+    from sqlglot import exp
+
+    replacement = node.args.get("replacement")
+    if not (isinstance(replacement, exp.Literal) and replacement.is_string):
+        return _refuse("regexp_replace() with a replacement that is not a literal")
+    if "$" in replacement.this or "\\" in replacement.this:
+        node.set("replacement", _lit(_java_replacement(replacement.this)))
+    return None
+
+
+def _split(node: Any, ctx: _Rewriter) -> Any:
+    limit = node.args.get("limit")
+    if limit is None:
+        return None
+    value = _int_literal(limit)
+    if value is None or value > 0:
+        return _refuse("split() with a positive limit")
+    node.set("limit", None)  # zero or negative: no limit, as without one
+    return None
+
+
+def _pad(node: Any, ctx: _Rewriter) -> Any:
+    """Spark pads with nothing when the pad is empty, and truncates either way."""
+    function = "lpad" if node.args.get("is_left") else "rpad"
+    pad = node.args.get("fill_pattern") or _lit(" ")
+    return _fill(
+        f"CASE WHEN _n <= 0 THEN '' WHEN _p = '' THEN left(_s, _n) ELSE {function}(_s, _n, _p) END",
+        _s=node.this,
+        _n=node.expression,
+        _p=pad,
+    )
+
+
+def _negate(node: Any, ctx: _Rewriter) -> Any:
+    """``-x`` of the smallest INT / BIGINT overflows in Spark (ANSI); DuckDB widens."""
+    spark = node.meta.get("spark")
+    if spark not in _INTEGRAL:
+        return None
+    wider = "HUGEINT" if spark == "bigint" else "BIGINT"
+    return _cast(_fill(f"-CAST(_v AS {wider})", _v=node.this), spark)
+
+
+def _logarithm(node: Any, ctx: _Rewriter) -> Any:
+    """Spark's log of zero or a negative number is NULL (DuckDB: -inf, NaN or an error)."""
+    from sqlglot import exp
+
+    args = [a for a in (node.this, node.args.get("expression")) if a is not None]
+    guard = " OR ".join(f"_a{i} <= 0" for i in range(len(args)))
+    parts = {f"_a{i}": a for i, a in enumerate(args)}
+    if isinstance(node, exp.Ln):
+        return _fill(f"CASE WHEN {guard} THEN NULL ELSE ln(_a0) END", **parts)
+    if len(args) == 1:
+        return _fill(f"CASE WHEN {guard} THEN NULL ELSE ln(_a0) END", **parts)
+    return _fill(
+        f"CASE WHEN {guard} THEN NULL ELSE ln(CAST(_a1 AS DOUBLE)) / ln(CAST(_a0 AS DOUBLE)) END",
+        **parts,
+    )
+
+
+@lru_cache(maxsize=1)
+def _special_upper() -> tuple[tuple[str, str], ...]:
+    """Characters whose upper case is several characters (``ß`` -> ``SS``), as in Java."""
+    return tuple((c, c.upper()) for c in map(chr, range(0x80, 0x20000)) if len(c.upper()) > 1)
+
+
+def _upper(node: Any, ctx: _Rewriter) -> Any:
+    pairs = _special_upper()
+    chars = "".join(c for c, _ in pairs)
+    table = ", ".join(f"['{c}', '{u}']" for c, u in pairs)
+    return _fill(
+        f"CASE WHEN regexp_matches(_s, '[{chars}]') "
+        f"THEN upper(list_reduce([{table}], lambda _t, _r: replace(_t, _r[1], _r[2]), _s)) "
+        "ELSE upper(_s) END",
+        _s=node.this,
+    )
+
+
+def _lower(node: Any, ctx: _Rewriter) -> Any:
+    """Java lowers a final capital sigma to ``ς`` and ``İ`` to two characters."""
+    return _fill(
+        "CASE WHEN regexp_matches(_s, '[Σİ]') "
+        "THEN error('lower() of text with Σ or İ is not supported locally') "
+        "ELSE lower(_s) END",
+        _s=node.this,
+    )
 
 
 def _like(node: Any, ctx: _Rewriter) -> Any:
@@ -2431,6 +2558,17 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.TryCast: _cast_rule,
         exp.DataType: _data_type,
         exp.ArraySort: _array_sort,
+        exp.RegexpReplace: _regexp_replace,
+        exp.RegexpSplit: _split,
+        exp.Pad: _pad,
+        exp.Neg: _negate,
+        exp.Ln: _logarithm,
+        exp.Log: _logarithm,
+        exp.Upper: _upper,
+        exp.Lower: _lower,
+        exp.ApproxQuantile: _refusing("approx_percentile()"),
+        exp.Kurtosis: _refusing("kurtosis() (DuckDB corrects for sample bias, Spark does not)"),
+        exp.Skewness: _refusing("skewness() (DuckDB corrects for sample bias, Spark does not)"),
         exp.Union: _set_operation,
         exp.Intersect: _set_operation,
         exp.Except: _set_operation,

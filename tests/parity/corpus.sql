@@ -1584,3 +1584,100 @@ SELECT CAST(struct(card_id, approval_limit, issued_date) AS STRING) AS s FROM go
 -- id: lateral_view_outer_split
 SELECT run_id, part FROM workflow_state
 LATERAL VIEW OUTER explode(CASE WHEN status = 'completed' THEN split(run_id, '-') END) t AS part ORDER BY run_id, part;
+
+-- id: approx_percentile_fn
+SELECT approx_percentile(amount, 0.5) AS p FROM gold.recent_transactions;
+
+-- id: kurtosis_skewness
+SELECT kurtosis(x) AS k, skewness(x) AS s FROM VALUES (1.0D), (2.0D), (4.0D), (10.0D) AS t(x);
+
+-- id: corr_covar
+SELECT corr(x, y) AS c, covar_pop(x, y) AS p, covar_samp(x, y) AS s
+FROM VALUES (1.0D, 2.0D), (2.0D, 4.5D), (4.0D, 7.0D) AS t(x, y);
+
+-- id: mode_fn
+SELECT mode(card_id) AS m FROM gold.recent_transactions;
+
+-- id: try_sum_avg
+SELECT try_sum(amount) AS s, try_avg(amount) AS a FROM gold.recent_transactions;
+
+-- id: regexp_replace_backreference
+SELECT regexp_replace('2025-02-03', '(\\d+)-(\\d+)-(\\d+)', '$3/$2/$1') AS d;
+
+-- id: regexp_extract_no_match
+SELECT regexp_extract('abc', '(\\d+)', 1) AS a, regexp_extract('a1b22', '(\\d+)', 0) AS b;
+
+-- id: regexp_extract_all_fn
+SELECT regexp_extract_all('a1b22c333', '(\\d+)', 1) AS a;
+
+-- id: split_with_limit
+SELECT split('a,b,c,d', ',', 2) AS a, split('a,b,,', ',') AS b;
+
+-- id: lpad_empty_pad
+SELECT lpad('abc', 5, '') AS a, rpad('abc', 2, 'x') AS b, repeat('x', -1) AS c;
+
+-- id: ltrim_two_args
+SELECT ltrim('xxa', 'x') AS a, rtrim('axx', 'x') AS b, trim(LEADING 'x' FROM 'xxaxx') AS c;
+
+-- id: concat_ws_array
+SELECT concat_ws(',', array('a', 'b'), 'c') AS a;
+
+-- id: initcap_words
+SELECT initcap('hello wORLD-foo bar_baz') AS a;
+
+-- id: round_double_halves
+SELECT round(0.125D, 2) AS a, round(1.005D, 2) AS b, round(-0.5D) AS c, round(2.675D, 2) AS d;
+
+-- id: cast_negative_half_to_int
+SELECT CAST(-0.5 AS INT) AS a, CAST(0.99D AS INT) AS b, CAST(-1.99 AS BIGINT) AS c;
+
+-- id: cast_double_to_bigint_overflow
+-- expect: error
+SELECT CAST(1e20 AS BIGINT) AS a;
+
+-- id: abs_int_overflow
+-- expect: error
+SELECT abs(CAST(-2147483648 AS INT)) AS a;
+
+-- id: negate_int_overflow
+-- expect: error
+SELECT -CAST(-2147483648 AS INT) AS a;
+
+-- id: ln_of_zero_and_negative
+SELECT ln(0) AS a, ln(-1) AS b, log10(0) AS c, sqrt(-1) AS d;
+
+-- id: power_edge
+SELECT power(0, -1) AS a, power(2, 0.5) AS b, power(-8, 1.0 / 3) AS c;
+
+-- id: cast_padded_boolean
+SELECT CAST('  true ' AS BOOLEAN) AS a, CAST('YES' AS BOOLEAN) AS b, CAST('0' AS BOOLEAN) AS c;
+
+-- id: to_date_format_slashes
+SELECT to_date('2025/02/03', 'yyyy/MM/dd') AS a, to_date('03.02.2025', 'dd.MM.yyyy') AS b;
+
+-- id: date_format_day_names
+SELECT date_format(posted_date, 'EEE, dd MMM yyyy') AS a FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
+
+-- id: add_months_end_of_month
+SELECT add_months(DATE'2024-02-29', 12) AS a, add_months(DATE'2025-02-28', 1) AS b, add_months(DATE'2025-03-31', -1) AS c;
+
+-- id: datediff_negative
+SELECT datediff(DATE'2025-01-01', DATE'2025-03-01') AS a, date_add(DATE'2025-03-01', -30) AS b;
+
+-- id: greatest_strings
+SELECT greatest('apple', 'banana', 'cherry') AS a, least('b', NULL, 'a') AS b;
+
+-- id: nvl_string_number
+SELECT nvl(vendor_id, 0) AS v FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
+
+-- id: case_string_number_branches
+SELECT CASE WHEN amount > 1000 THEN 'big' ELSE 0 END AS v FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
+
+-- id: string_concat_number
+SELECT 'n=' || 5 AS a, concat('x', 1.5, true) AS b;
+
+-- id: lower_unicode
+SELECT lower('ÄÖÜ ß') AS a, upper('straße') AS b, length('ß') AS c;
+
+-- id: instr_locate_edges
+SELECT instr('abc', '') AS a, locate('b', 'abcb', 3) AS b, locate('z', 'abc', 0) AS c;
