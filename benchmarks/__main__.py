@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import goodput, llm, others, trail
+from benchmarks import demo_floor, goodput, llm, others, trail
 from benchmarks._common import Section, machine
 
 FULL: dict[str, Callable[[], Section]] = {
@@ -28,7 +28,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "warehouse": lambda: others.warehouse(),
     "trail": lambda: trail.trail(),
     "classify": lambda: others.classify(),
-    "demo": lambda: others.demo(),
+    "demo": lambda: demo_floor.demo_floor(),
 }
 QUICK: dict[str, Callable[[], Section]] = {
     "import": lambda: others.import_time(repeats=1),
@@ -44,7 +44,7 @@ QUICK: dict[str, Callable[[], Section]] = {
     "warehouse": lambda: others.warehouse(rows=5000, pandas_rows=1000, repeats=1),
     "trail": lambda: trail.trail(records=50, repeats=1),
     "classify": lambda: others.classify(items=30),
-    "demo": lambda: others.demo(rows=2000),
+    "demo": lambda: demo_floor.demo_floor(rows=2000, repeats=1),
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -357,36 +356,6 @@ def import_time(repeats: int = 9) -> Section:
 
 
 # --- the main job ------------------------------------------------------------------------
-
-
-def demo(rows: int = 1_000_000) -> Section:
-    section = Section(f"`audit-core demo --rows {rows:,}` (generation included, no LLM key)")
-    tmp = tempfile.mkdtemp(prefix="audit-demo-")
-    try:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OPENROUTER", "REDIS_", "AUDIT_"))
-        }
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "audit_core", "demo", "--rows", str(rows), "--json"],
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        wall = time.perf_counter() - t0
-        report = json.loads(out.stdout)
-        section.add("wall time", [wall], "s")
-        section.add("rows scanned", [report["rows_scanned"]], "rows")
-        section.add("flags written", [report["flags_written"]], "flags")
-        for step, seconds in report["step_seconds"].items():
-            section.add(f"step {step}", [seconds], "s")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return section
 
 
 def median(values: list[float]) -> float:
