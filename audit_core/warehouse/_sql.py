@@ -1219,6 +1219,8 @@ def _arith(node: Any, ctx: _Rewriter) -> Any:
         return _cast(node, "date")
     if spark in ("timestamp", "timestamp_ntz"):
         return _cast(node, spark)
+    if spark is None and {a, b} & {"date", "timestamp", "timestamp_ntz"}:
+        return _refuse("date or time arithmetic giving an INTERVAL, or with a computed INTERVAL")
     if isinstance(node, exp.Mul) and _is_decimal(spark):
         (_, s1), (_, s2) = _dec(a) or (0, 0), _dec(b) or (0, 0)
         if s1 + s2 > _MAX:
@@ -2360,6 +2362,15 @@ def _from_json(node: Any, ctx: _Rewriter) -> Any:
     except SqlglotError:
         return _refuse("from_json() with this schema")
     structure = json.dumps(_json_structure(datatype)).replace("'", "''")
+    if datatype.this == exp.DataType.Type.STRUCT:  # malformed JSON: a struct of NULLs
+        out = _fill(
+            f"CASE WHEN _s IS NULL THEN NULL WHEN json_valid(_s) "
+            f"THEN json_transform(_s, '{structure}') "
+            f"ELSE json_transform('{{}}', '{structure}') END",
+            _s=node.this,
+        )
+        out.meta["spark"] = _simple(datatype)
+        return out
     out = _fill(
         f"CASE WHEN json_valid(_s) THEN json_transform(_s, '{structure}') END", _s=node.this
     )
@@ -2375,6 +2386,39 @@ def _json_structure(datatype: Any) -> Any:
     if datatype.this == exp.DataType.Type.ARRAY:
         return [_json_structure(datatype.expressions[0])]
     return datatype.sql("duckdb")
+
+
+_JSON_SCALARS = ("string", "boolean", "date", *_INTEGRAL)
+
+
+def _to_json(node: Any, ctx: _Rewriter) -> Any:
+    """to_json as Spark writes it: NULL fields left out, DECIMAL with its scale (1.50)."""
+    spark = _t(node.this) or ""
+    if spark.startswith("array<") and spark[6:-1] in _JSON_SCALARS[:2] + tuple(_INTEGRAL):
+        return None  # DuckDB writes these arrays the same way
+    if not spark.startswith("struct<"):
+        return _refuse(f"to_json() of {spark or 'a value of unknown type'}")
+    entries, parts = [], {"_v": node.this}
+    for i, (name, kind) in enumerate(_struct_fields(spark)):
+        field = _fn("struct_extract", node.this, _lit(name))
+        if kind == "string":
+            text = _fill("CAST(to_json(_f) AS VARCHAR)", _f=field)
+        elif kind == "date":
+            text = _fill("'\"' || CAST(_f AS VARCHAR) || '\"'", _f=field)
+        elif kind in _JSON_SCALARS or _is_decimal(kind):
+            text = _cast(field, "string")
+        else:
+            return _refuse(f"to_json() of a struct with a {kind} field")
+        key = json.dumps(name).replace("'", "''")
+        parts[f"_e{i}"] = _fill(f"'{key}:' || _t", _t=text)
+        entries.append(f"_e{i}")
+    listed = ", ".join(entries)
+    return _fill(
+        f"CASE WHEN _v IS NULL THEN NULL ELSE "
+        f"'{{' || array_to_string(list_filter([{listed}], lambda _j: _j IS NOT NULL), ',') "
+        "|| '}' END",
+        **parts,
+    )
 
 
 def _every(node: Any, ctx: _Rewriter) -> Any:
@@ -2558,6 +2602,7 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.TryCast: _cast_rule,
         exp.DataType: _data_type,
         exp.ArraySort: _array_sort,
+        exp.JSONFormat: _to_json,
         exp.RegexpReplace: _regexp_replace,
         exp.RegexpSplit: _split,
         exp.Pad: _pad,

@@ -1681,3 +1681,81 @@ SELECT lower('ÄÖÜ ß') AS a, upper('straße') AS b, length('ß') AS c;
 
 -- id: instr_locate_edges
 SELECT instr('abc', '') AS a, locate('b', 'abcb', 3) AS b, locate('z', 'abc', 0) AS c;
+
+-- id: to_timestamp_variants
+SELECT to_timestamp('2025-02-03 14:32:10.123') AS a, to_timestamp('2025-02-03') AS b, to_timestamp('03/02/2025 14:32', 'dd/MM/yyyy HH:mm') AS c;
+
+-- id: date_from_timestamp_string
+SELECT to_date('2025-02-03 14:32:00') AS a, CAST('2025-02-03T10:00:00Z' AS TIMESTAMP) AS b;
+
+-- id: unix_timestamp_string_format
+SELECT unix_timestamp('2025-02-03 14:32:00') AS a, unix_timestamp('03/02/2025', 'dd/MM/yyyy') AS b;
+
+-- id: from_unixtime_formats
+SELECT from_unixtime(1738593120, 'yyyy-MM-dd HH:mm:ss') AS a, from_unixtime(1738593120, 'MMM d, yyyy') AS b;
+
+-- id: date_trunc_minute_second
+SELECT date_trunc('MINUTE', TIMESTAMP'2025-02-03 14:32:59.9') AS a, date_trunc('SECOND', TIMESTAMP'2025-02-03 14:32:59.9') AS b;
+
+-- id: timestamp_arith_hours
+SELECT transaction_date + INTERVAL 36 HOURS AS a, transaction_date - INTERVAL '1' DAY AS b
+FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
+
+-- id: date_minus_date
+SELECT DATE'2025-03-01' - DATE'2025-02-01' AS d;
+
+-- id: timestamp_minus_timestamp
+SELECT TIMESTAMP'2025-03-01 12:00:00' - TIMESTAMP'2025-02-01 00:00:00' AS d;
+
+-- id: weekofyear_edges
+SELECT weekofyear(DATE'2024-12-30') AS a, weekofyear(DATE'2021-01-03') AS b, extract(YEAROFWEEK FROM DATE'2021-01-03') AS c;
+
+-- id: dayofweek_on_timestamp_column
+SELECT transaction_id, dayofweek(transaction_date) AS d, date_format(transaction_date, 'E') AS n
+FROM gold.recent_transactions ORDER BY 1 LIMIT 4;
+
+-- id: make_interval_add
+SELECT DATE'2025-01-31' + make_interval(0, 1) AS a;
+
+-- id: get_json_object_number_formats
+SELECT get_json_object('{"a": 1.50, "b": 1e3, "c": true, "d": null, "e": "x"}', '$.a') AS a,
+       get_json_object('{"a": 1.50, "b": 1e3}', '$.b') AS b,
+       get_json_object('{"c": true}', '$.c') AS c, get_json_object('{"d": null}', '$.d') AS d;
+
+-- id: get_json_object_nested_text
+SELECT get_json_object('{"a": {"b": [1, {"c": "x"}]}}', '$.a.b[1]') AS a, get_json_object('{"a": [1, 2]}', '$.a') AS b;
+
+-- id: from_json_type_mismatch
+SELECT from_json('{"a": "not a number"}', 'a INT') AS s, from_json('not json', 'a INT') AS t;
+
+-- id: to_json_types
+SELECT to_json(named_struct('d', DATE'2025-01-01', 'n', CAST(NULL AS INT), 'x', 1.50)) AS j;
+
+-- id: json_array_length_invalid
+SELECT json_array_length('{"a": 1}') AS a, json_array_length('not json') AS b, json_array_length('[]') AS c;
+
+-- id: nullif_types
+SELECT nullif(amount, 0) AS a, nullif('x', 'x') AS b FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
+
+-- id: count_distinct_nulls
+SELECT count(DISTINCT vendor_id) AS a, count(DISTINCT vendor_id, merchant_category_code) AS b FROM gold.recent_transactions;
+
+-- id: group_by_expression_having
+SELECT substr(transaction_id, 1, 5) AS prefix, count(*) AS n FROM gold.recent_transactions GROUP BY 1 HAVING n > 5 ORDER BY 1;
+
+-- id: order_by_nulls_first_desc
+SELECT vendor_id FROM gold.recent_transactions ORDER BY vendor_id DESC NULLS FIRST, transaction_id LIMIT 6;
+
+-- id: sum_int_overflow
+-- expect: error
+SELECT sum(x) AS s FROM VALUES (9223372036854775807L), (1L) AS t(x);
+
+-- id: avg_empty_decimal
+SELECT avg(amount) AS a FROM gold.recent_transactions WHERE amount > 1000000;
+
+-- id: window_count_distinct_like
+SELECT department, count(*) OVER (PARTITION BY department) AS n, size(collect_set(vendor_name) OVER (PARTITION BY department)) AS v
+FROM gold.recent_transactions ORDER BY department, n LIMIT 5;
+
+-- id: string_to_double_cast_column
+SELECT CAST(merchant_category_code AS DOUBLE) / 2 AS h FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
