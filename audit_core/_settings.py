@@ -16,7 +16,7 @@ from audit_core.errors import ConfigError
 
 __all__ = ["Settings", "redact_url", "resolve_settings"]
 
-_SECRET_FIELDS = frozenset({"databricks_token", "openrouter_api_key"})
+_SECRET_FIELDS = frozenset({"databricks_token", "openrouter_api_key", "trail_key"})
 _URL_FIELDS = frozenset({"redis_url"})
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "memory")
 WarehouseBackend = Literal["local", "databricks", "spark"]
@@ -41,8 +41,8 @@ def redact_url(url: str) -> str:
 class Settings:
     """Configuration read from the environment; see the table in the README.
 
-    Secrets (``databricks_token``, ``openrouter_api_key``, a password inside
-    ``redis_url``) are shown as ``'***'`` by ``repr``.
+    Secrets (``databricks_token``, ``openrouter_api_key``, ``trail_key``, a password
+    inside ``redis_url``) are shown as ``'***'`` by ``repr``.
     """
 
     environment: Literal["development", "production"] = "development"
@@ -61,6 +61,8 @@ class Settings:
     state_buffer: Path | None = None
     log_format: Literal["console", "json"] = "console"
     warehouse: WarehouseBackend | None = None
+    trail_key: str | None = None
+    rules_dirs: tuple[Path, ...] = ()
 
     @property
     def warehouse_backend(self) -> WarehouseBackend:
@@ -147,6 +149,9 @@ class Settings:
 
         redis_url = _redis_url(get("REDIS_URL"), get("REDIS_HOST"), get("REDIS_DB"))
         state_buffer = get("AUDIT_STATE_BUFFER")
+        rules = tuple(
+            Path(p).expanduser() for p in (get("AUDIT_RULES_DIR") or "").split(os.pathsep) if p
+        )
 
         log_format = (get("AUDIT_LOG_FORMAT") or "").lower() or (
             "json" if environment == "production" else "console"
@@ -171,6 +176,8 @@ class Settings:
             state_buffer=Path(state_buffer).expanduser() if state_buffer else None,
             log_format=log_format,  # type: ignore[arg-type]
             warehouse=warehouse,
+            trail_key=get("AUDIT_TRAIL_KEY"),
+            rules_dirs=rules,
         )
 
 

@@ -132,3 +132,18 @@ def test_repr_masks_secrets() -> None:
     assert "openrouter_api_key='***'" in text
     assert "redis://user:***@redis:6379/0" in text
     assert "hunter2" not in str(s.redacted())
+
+
+def test_trail_key_is_a_secret_and_rule_folders_are_a_path_list() -> None:
+    """AUDIT_TRAIL_KEY never shows in repr or the redacted view; AUDIT_RULES_DIR splits."""
+    import os
+    from pathlib import Path
+
+    settings = Settings.from_env(
+        {"AUDIT_TRAIL_KEY": "k3y-material-xyz", "AUDIT_RULES_DIR": f"a{os.pathsep}b"}
+    )
+    assert settings.trail_key == "k3y-material-xyz"
+    assert "k3y-material-xyz" not in repr(settings)
+    assert "k3y-material-xyz" not in str(settings.redacted())
+    assert settings.rules_dirs == (Path("a"), Path("b"))
+    assert Settings.from_env({}).rules_dirs == ()

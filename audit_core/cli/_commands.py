@@ -42,7 +42,7 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         rows=args.rows,
         resume=args.resume,
         run_id=args.resume or new_run_id(),
-        rules_dirs=tuple(rule_folders(args)),
+        rules_dirs=tuple(rule_folders(args, settings)),
         force=args.force,
         stop_after=args.stop_after,
         llm=args.llm,

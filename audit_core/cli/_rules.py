@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from audit_core._settings import Settings
@@ -12,13 +11,10 @@ from audit_core.rules import Rule, load_rules, read_rule_file
 __all__ = ["rule_folders", "rules_check", "rules_list", "rules_show"]
 
 
-def rule_folders(args: argparse.Namespace) -> list[Path]:
+def rule_folders(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """``--rules DIR`` options, else ``AUDIT_RULES_DIR`` (``os.pathsep``-separated)."""
     given: list[Path] = list(getattr(args, "rules", None) or [])
-    if given:
-        return given
-    env = os.environ.get("AUDIT_RULES_DIR", "")
-    return [Path(p) for p in env.split(os.pathsep) if p]
+    return given or list(settings.rules_dirs)
 
 
 def _origin(rule: Rule) -> str:
@@ -26,7 +22,7 @@ def _origin(rule: Rule) -> str:
 
 
 async def rules_list(args: argparse.Namespace, settings: Settings) -> int:
-    rules = load_rules(rule_folders(args))
+    rules = load_rules(rule_folders(args, settings))
     width = max(len(r.name) for r in rules)
     for rule in rules:
         params = ", ".join(f"{k}={v}" for k, v in rule.params.items()) or "-"
@@ -42,7 +38,7 @@ async def rules_check(args: argparse.Namespace, settings: Settings) -> int:
     if args.files:
         rules = [read_rule_file(Path(f)) for f in args.files]
     else:
-        rules = load_rules(rule_folders(args))
+        rules = load_rules(rule_folders(args, settings))
     for rule in rules:
         print(f"ok  {rule.name:<24} {rule.hash[:12]}  {_origin(rule)}")
     return 0
@@ -51,7 +47,7 @@ async def rules_check(args: argparse.Namespace, settings: Settings) -> int:
 async def rules_show(args: argparse.Namespace, settings: Settings) -> int:
     from audit_core.errors import ConfigError
 
-    rules = {r.name: r for r in load_rules(rule_folders(args))}
+    rules = {r.name: r for r in load_rules(rule_folders(args, settings))}
     rule = rules.get(args.name)
     if rule is None:
         raise ConfigError(f"no rule named {args.name!r}; known: {', '.join(rules)}")
