@@ -630,3 +630,25 @@ asyncio.run(main())
     rows, thread = out.stdout.split()
     assert int(rows) > 0
     assert thread.startswith("audit-warehouse"), thread
+
+
+async def test_a_failed_bulk_insert_reports_its_own_error() -> None:
+    """A key violation in a set-based insert names the key, not the aborted transaction,
+    and leaves the table as it was (executemany and insert_arrow alike)."""
+    import pyarrow as pa
+
+    async with DatabricksClient.local(load_fixtures=False) as wh:
+        await wh.execute("CREATE TABLE k (id INT PRIMARY KEY, v STRING)")
+        await wh.executemany(
+            "INSERT INTO k (id, v) VALUES (:id, :v)", [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]
+        )
+        with pytest.raises(QueryError, match=r"(?i)duplicate key|primary key|constraint"):
+            await wh.executemany(
+                "INSERT INTO k (id, v) VALUES (:id, :v)",
+                [{"id": 3, "v": "c"}, {"id": 1, "v": "again"}],
+            )
+        with pytest.raises(QueryError, match=r"(?i)duplicate key|primary key|constraint"):
+            await wh.insert_arrow("k", pa.table({"id": [4, 2], "v": ["d", "again"]}))
+        await wh.insert_arrow("k", pa.table({"v": ["e"], "id": [5]}))  # by column name
+        rows = (await wh.query_arrow("SELECT id, v FROM k ORDER BY id")).to_pylist()
+    assert rows == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 5, "v": "e"}]
