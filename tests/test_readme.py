@@ -83,3 +83,15 @@ def test_shell_commands_run_as_written(tmp_path: Path) -> None:
         if argv[1] == "demo" and run_id is None:
             found = re.search(r"\brun (audit-[\w-]+)", proc.stdout + proc.stderr)
             run_id = found.group(1) if found else None
+
+
+def test_sql_blocks_are_valid_rule_files(tmp_path: Path) -> None:
+    """A rule shown in the README loads and checks as a rule file."""
+    from audit_core.rules import read_rule_file
+
+    blocks = _blocks("sql")
+    assert blocks
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"readme-{index}.sql"
+        path.write_text(block)
+        assert read_rule_file(path).name
