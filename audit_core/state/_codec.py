@@ -224,7 +224,7 @@ def envelope_bytes(version: int, updated_at: str, state: EncodedState, *, fence:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
     """A decoded stored value: ``version`` 0 for a seed-era bare state."""
 
@@ -279,10 +279,10 @@ def decode_envelope(raw: bytes, *, run_id: str) -> Envelope:
             fence = value.get("fence")
             updated_at = value.get("updated_at")
             return Envelope(
-                version,
-                updated_at if isinstance(updated_at, str) else None,
-                fence if isinstance(fence, int) and not isinstance(fence, bool) else 0,
-                state,
+                version=version,
+                updated_at=updated_at if isinstance(updated_at, str) else None,
+                fence=fence if isinstance(fence, int) and not isinstance(fence, bool) else 0,
+                state=state,
             )
     # The original design stored the bare state dict at the same key.
-    return Envelope(0, None, 0, value)
+    return Envelope(version=0, updated_at=None, fence=0, state=value)

@@ -113,13 +113,13 @@ class LockScope:
     # acquire / release ----------------------------------------------------------------
 
     async def __aenter__(self) -> RunLock:
-        store = self.store
         await self._call("lock", self._take)
-        token = await self._call("lock", lambda: self._token(0))
-        stored = await self._call("lock", lambda: store._raise_fence(self.state_key, token))
-        if stored > token:  # the counter was lost (expired) while the state kept its fence
-            token = await self._call("lock", lambda: self._token(stored))
-            await self._call("lock", lambda: store._raise_fence(self.state_key, token))
+        try:
+            token = await self._fence()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._release()
+            raise
         held = self.held = RunLock(self, token)
         self._fence_token = _FENCES.set({**_FENCES.get(), self.state_key: token})
         self._task = asyncio.current_task()
@@ -147,10 +147,21 @@ class LockScope:
                 )
             await store._sleep(poll)
 
+    async def _fence(self) -> int:
+        """A fresh fencing token, raised into the run's stored state."""
+        store = self.store
+        token: int = await self._call("lock", lambda: self._token(0))
+        stored: int = await self._call("lock", lambda: store._raise_fence(self.state_key, token))
+        if stored > token:  # the counter was lost (expired) while the state kept its fence
+            token = await self._call("lock", lambda: self._token(stored))
+            await self._call("lock", lambda: store._raise_fence(self.state_key, token))
+        return token
+
     async def _token(self, floor: int) -> int:
         counter = f"{self.store.key_prefix}:{self.run_id}:fence"
         ttl_ms = int(max(_COUNTER_TTL_FLOOR_S, 2 * self.store.completed_ttl_s) * 1000)
-        return int(await self.store._scripts.next_fence(keys=[counter], args=[floor, ttl_ms]))
+        token = await self.store._scripts.next_fence(keys=[counter], args=[floor, ttl_ms])
+        return int(token)
 
     async def renew(self, ttl_s: float) -> bool:
         started = self.store._clock()

@@ -55,30 +55,38 @@ end
 WRITE: Final = (
     _READ_HEAD
     + """
--- KEYS[1] state key. ARGV: [1] mode 'any' | 'eq' | 'same' | 'newer', [2] expected
--- version ('eq', 'same'), [3] expected updated_at ('same'), [4] state JSON, [5]
--- updated_at, [6] ttl seconds, [7] fencing token (0: not under a lock), [8] version to
--- write (0: current + 1), [9] codec.
+-- KEYS[1] state key. ARGV[1] the state's JSON. ARGV[2] "mode expected ttl token version
+-- codec updated_at": mode 'any' | 'eq' | 'same' | 'newer'; expected version ('eq',
+-- 'same'); ttl seconds; fencing token (0: not under a lock); version to write (0:
+-- current + 1); codec. ARGV[3] expected updated_at ('same').
 -- Returns {1, version, fence} written; {0, version, fence} condition failed;
 -- {-1, version, fence} stale fencing token.
+local mode, expected, ttl, token, want, codec, now = string.match(ARGV[2],
+  '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
 local cur = read_head(KEYS[1])
 if cur and cur['err'] then return cur end
 local v, at, fence = 0, '', 0
 if cur then v, at, fence = cur[1], cur[2], cur[3] end
-local token = tonumber(ARGV[7])
+token = tonumber(token)
 if token > 0 and token < fence then return {-1, v, fence} end
-local mode = ARGV[1]
-if mode == 'eq' and tonumber(ARGV[2]) ~= v then return {0, v, fence} end
-if mode == 'same' and (tonumber(ARGV[2]) ~= v or ARGV[3] ~= at) then return {0, v, fence} end
-if mode == 'newer' and cur and at >= ARGV[5] then return {0, v, fence} end
-local nv = tonumber(ARGV[8])
+if mode == 'eq' and tonumber(expected) ~= v then return {0, v, fence} end
+if mode == 'same' and (tonumber(expected) ~= v or (ARGV[3] or '') ~= at) then
+  return {0, v, fence}
+end
+if mode == 'newer' and cur and at >= now then return {0, v, fence} end
+local nv = tonumber(want)
 if nv <= v then nv = v + 1 end
 if nv > MAXV then return redis.error_reply('audit_core: version limit reached') end
 if token > fence then fence = token end
-redis.call('SET', KEYS[1],
-  '{"version":' .. string.format('%d', nv) .. ',"updated_at":"' .. ARGV[5]
-  .. '","fence":' .. string.format('%d', fence) .. ',"codec":"' .. ARGV[9]
-  .. '","state":' .. ARGV[4] .. '}', 'EX', ARGV[6])
+local head = '{"version":' .. string.format('%d', nv) .. ',"updated_at":"' .. now
+  .. '","fence":' .. string.format('%d', fence) .. ',"codec":"' .. codec .. '","state":'
+if #ARGV[1] < 16384 then
+  redis.call('SET', KEYS[1], head .. ARGV[1] .. '}', 'EX', ttl)
+else  -- APPEND copies the big state once; a Lua concatenation would copy it twice
+  redis.call('SET', KEYS[1], head, 'EX', ttl)
+  redis.call('APPEND', KEYS[1], ARGV[1])
+  redis.call('APPEND', KEYS[1], '}')
+end
 return {1, nv, fence}
 """
 )

@@ -191,7 +191,7 @@ class FlushReport:
         return not self.pending
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Scripts:
     write: Any
     raise_fence: Any
@@ -256,6 +256,8 @@ class AsyncStateStore(AsyncLifecycle):
         self._sleep = sleep
         self._rng = rng
         self._metrics = get_metrics(registry)
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
         self._policy = retry_policy or RetryPolicy(
             attempts=3, timeout_s=5.0, wait_initial_s=0.05, wait_max_s=0.5
         )
@@ -267,17 +269,13 @@ class AsyncStateStore(AsyncLifecycle):
             weakref.WeakValueDictionary()
         )
         self._redis = client
+        register = client.register_script
         self._scripts = _Scripts(
-            *(
-                client.register_script(source)
-                for source in (
-                    _scripts.WRITE,
-                    _scripts.RAISE_FENCE,
-                    _scripts.NEXT_FENCE,
-                    _scripts.EXTEND_LOCK,
-                    _scripts.RELEASE_LOCK,
-                )
-            )
+            write=register(_scripts.WRITE),
+            raise_fence=register(_scripts.RAISE_FENCE),
+            next_fence=register(_scripts.NEXT_FENCE),
+            extend_lock=register(_scripts.EXTEND_LOCK),
+            release_lock=register(_scripts.RELEASE_LOCK),
         )
         self._buffer = OutageBuffer(journal_path(buffer_path))
         self._unreported: list[FlushReport] = []
@@ -372,7 +370,10 @@ class AsyncStateStore(AsyncLifecycle):
         return run_id
 
     def _count(self, op: str, outcome: str) -> None:
-        self._metrics.state_ops.labels(op, outcome).inc()
+        counter = self._counters.get((op, outcome))
+        if counter is None:  # labels() is a locked lookup: done once per pair
+            counter = self._counters[op, outcome] = self._metrics.state_ops.labels(op, outcome)
+        counter.inc()
 
     # the one outage branch -----------------------------------------------------------
 
@@ -449,7 +450,10 @@ class AsyncStateStore(AsyncLifecycle):
             self._count(op, "error")
             raise StateManagerError(f"Redis rejected {op}: {exc}") from None
         self._count(op, "ok")
-        self._metrics.state_seconds.labels(op).observe(time.perf_counter() - started)
+        timer = self._timers.get(op)
+        if timer is None:
+            timer = self._timers[op] = self._metrics.state_seconds.labels(op)
+        timer.observe(time.perf_counter() - started)
         return result
 
     def _lock_for(self, run_id: str) -> asyncio.Lock:
@@ -574,9 +578,10 @@ class AsyncStateStore(AsyncLifecycle):
         A fencing token older than the stored one is `StateLockLostError`.
         """
         key = self.key(run_id)
-        args = [mode, expected, expected_at or "", state.data, at, ttl_s, fence, version]
+        params = f"{mode} {expected} {ttl_s} {fence} {version} {state.codec} {at}"
+        args = [state.data, params] if expected_at is None else [state.data, params, expected_at]
         status, got, stored_fence = await self._redis_call(
-            op, lambda _: self._scripts.write(keys=[key], args=[*args, state.codec])
+            op, lambda _: self._scripts.write(keys=[key], args=args)
         )
         if status == -1:
             self._count(op, "fenced")
