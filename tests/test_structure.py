@@ -195,3 +195,40 @@ def test_raise_sites_raise_our_errors() -> None:
                 if (rel, exc.id) not in ALLOWED_BUILTIN_RAISES:
                     found.append(f"{rel}:{node.lineno} raises {exc.id}")
     assert found == []
+
+
+# ModelPrice(input, output, cached_input) is positional by the public contract (API.md).
+POSITIONAL_BY_CONTRACT = {"ModelPrice"}
+
+
+def test_dataclasses_with_more_than_three_fields_are_keyword_only() -> None:
+    """A value object with many fields is built by name, never by position."""
+    found = []
+    for _, path in _modules(ROOT, "audit_core"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ClassDef) or node.name in POSITIONAL_BY_CONTRACT:
+                continue
+            for decorator in node.decorator_list:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                target = call.func if call else decorator
+                if getattr(target, "id", getattr(target, "attr", None)) != "dataclass":
+                    continue
+                options = {
+                    k.arg: getattr(k.value, "value", None) for k in (call.keywords if call else [])
+                }
+                fields = [s for s in node.body if isinstance(s, ast.AnnAssign)]
+                if len(fields) > 3 and not options.get("kw_only"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert found == []
+
+
+def test_no_fmt_skip_anywhere() -> None:
+    """The formatter decides layout: no skip marker in the package, tests or benchmarks."""
+    marker = "fmt: " + "skip"
+    found = [
+        str(path.relative_to(REPO))
+        for folder in ("audit_core", "tests", "benchmarks")
+        for path in (REPO / folder).rglob("*.py")
+        if marker in path.read_text()
+    ]
+    assert found == []
