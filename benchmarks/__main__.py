@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import demo_floor, goodput, llm, others, trail
+from benchmarks import demo_floor, goodput, llm, others, state, trail
 from benchmarks._common import Section, machine
 
 FULL: dict[str, Callable[[], Section]] = {
@@ -24,7 +24,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "llm_batch": lambda: llm.batch_wall(),
     "llm_storm": lambda: llm.retry_storm(),
     "llm_goodput": lambda: goodput.goodput(),
-    "state": lambda: others.state(),
+    "state": lambda: state.state(),
     "warehouse": lambda: others.warehouse(),
     "trail": lambda: trail.trail(),
     "classify": lambda: others.classify(),
@@ -40,7 +40,7 @@ QUICK: dict[str, Callable[[], Section]] = {
         prompts=40, latency_ms=5, concurrency=10, retry_after_s=0.01
     ),
     "llm_goodput": lambda: goodput.goodput(prompts=60, rps=60, latency_ms=50, concurrency=16),
-    "state": lambda: others.state(round_trips=20, repeats=1),
+    "state": lambda: state.state(round_trips=20, repeats=1),
     "warehouse": lambda: others.warehouse(rows=5000, pandas_rows=1000, repeats=1),
     "trail": lambda: trail.trail(records=50, repeats=1),
     "classify": lambda: others.classify(items=30),
