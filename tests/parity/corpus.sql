@@ -1668,9 +1668,11 @@ SELECT datediff(DATE'2025-01-01', DATE'2025-03-01') AS a, date_add(DATE'2025-03-
 SELECT greatest('apple', 'banana', 'cherry') AS a, least('b', NULL, 'a') AS b;
 
 -- id: nvl_string_number
+-- expect: error
 SELECT nvl(vendor_id, 0) AS v FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
 
 -- id: case_string_number_branches
+-- expect: error
 SELECT CASE WHEN amount > 1000 THEN 'big' ELSE 0 END AS v FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
 
 -- id: string_concat_number
