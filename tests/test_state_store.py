@@ -359,3 +359,21 @@ async def test_operations_are_counted_and_timed(store_url: str) -> None:
     )
     assert registry.get_sample_value("audit_state_op_seconds_count", {"op": "restore"}) == 2
     assert registry.get_sample_value("audit_state_degraded") in (None, 0)
+
+
+async def test_an_unclosed_store_that_owns_its_client_warns(store_url: str) -> None:
+    """A used store that built its own client warns when collected unclosed; one on a
+    caller's client does not (the caller closes that)."""
+    s = AsyncStateStore.from_url(store_url, registry=CollectorRegistry())
+    await s.save("r", {"x": 1})
+    with pytest.warns(ResourceWarning, match="unclosed AsyncStateStore"):
+        s.__del__()
+    await s.aclose()
+    borrowed = AsyncStateStore(s.client, registry=CollectorRegistry())
+    assert borrowed._owns_resources is False
+
+
+def test_a_url_is_not_a_client() -> None:
+    """The constructor takes a client; a URL goes through from_url."""
+    with pytest.raises(ConfigError, match="from_url"):
+        AsyncStateStore("memory://")
