@@ -113,6 +113,7 @@ class LockScope:
     # acquire / release ----------------------------------------------------------------
 
     async def __aenter__(self) -> RunLock:
+        await self.store._begin(self.run_id)  # buffered writes go through first
         await self._call("lock", self._take)
         try:
             token = await self._fence()

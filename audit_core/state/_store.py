@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import re
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import orjson
 from redis import exceptions as redis_errors
 
 from audit_core import _constants as C
@@ -47,13 +45,11 @@ from audit_core.state import _scripts
 from audit_core.state._buffer import (
     BufferedWrite,
     OutageBuffer,
-    PendingRun,
     UpdateFunction,
     WriteKind,
     journal_path,
 )
 from audit_core.state._codec import (
-    STDLIB,
     EncodedState,
     Envelope,
     decode_envelope,
@@ -61,6 +57,19 @@ from audit_core.state._codec import (
 )
 from audit_core.state._connect import UNAVAILABLE, classify, connect
 from audit_core.state._lock import LockScope, RunLock, fence_for
+from audit_core.state._replay import replay
+from audit_core.state._types import (
+    Changes,
+    FlushReport,
+    RunInfo,
+    Seen,
+    SettingsOptions,
+    StoredState,
+    StoreOptions,
+    UrlOptions,
+    apply_changes,
+    now_text,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -68,7 +77,16 @@ if TYPE_CHECKING:
 
     from audit_core._settings import Settings
 
-__all__ = ["AsyncStateStore", "FlushReport", "RunInfo", "RunLock", "StoredState"]
+__all__ = [
+    "AsyncStateStore",
+    "FlushReport",
+    "RunInfo",
+    "RunLock",
+    "SettingsOptions",
+    "StoreOptions",
+    "StoredState",
+    "UrlOptions",
+]
 
 T = TypeVar("T")
 _log = get_logger("audit_core.state")
@@ -82,113 +100,6 @@ DEFAULT_PROBE_INTERVAL_S = 1.0
 CONFLICT_WAIT_INITIAL_S = 0.002
 CONFLICT_WAIT_MAX_S = 0.1
 _RECENT_RUNS = 1024
-_REPLAY_RACES = 8
-
-Changes = Mapping[str, Any] | UpdateFunction
-
-
-class StoreOptions(TypedDict, total=False):
-    """Keyword arguments of `AsyncStateStore` (for ``from_url`` / ``from_settings``)."""
-
-    ttl_s: int
-    completed_ttl_s: int
-    key_prefix: str
-    on_unavailable: Literal["degrade", "raise"]
-    max_state_bytes: int
-    conflict_retries: int
-    probe_interval_s: float
-    buffer_path: str | PathLike[str] | None
-    retry_policy: RetryPolicy | None
-    registry: CollectorRegistry | None
-    now: Callable[[], float]
-    clock: Callable[[], float]
-    sleep: Callable[[float], Awaitable[None]]
-    rng: Callable[[], float]
-
-
-class UrlOptions(StoreOptions, total=False):
-    """`StoreOptions` plus the connection settings of `AsyncStateStore.from_url`."""
-
-    socket_timeout_s: float
-    connect_timeout_s: float
-    max_connections: int
-
-
-class SettingsOptions(UrlOptions, total=False):
-    """`UrlOptions` plus ``url``, for `AsyncStateStore.from_settings`."""
-
-    url: str
-
-
-def _now_text(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredState:
-    """A run's state with its version and last-write time (``version`` 0: absent)."""
-
-    state: dict[str, Any]
-    version: int
-    updated_at: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Seen:
-    """What this process last wrote or read of a run, for the outage fallback.
-
-    Kept as bytes and decoded only when the fallback is read, so a caller mutating the
-    dict it saved or restored cannot change what is kept here.
-    """
-
-    version: int
-    updated_at: str | None
-    raw: bytes  # the state's JSON; with envelope=True the whole stored value
-    codec: str
-    envelope: bool = False
-    server: str | None = None  # the Redis run id it was seen on, to tell a restart
-    provisional: bool = False  # written while degraded, not (yet) confirmed by Redis
-
-    def view(self, run_id: str) -> StoredState:
-        if self.envelope:
-            state = decode_envelope(self.raw, run_id=run_id).state
-        elif self.codec == STDLIB:
-            state = json.loads(self.raw)
-        else:
-            state = orjson.loads(self.raw)
-        return StoredState(state, self.version, self.updated_at)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunInfo:
-    """One run as `AsyncStateStore.list_runs` reports it."""
-
-    run_id: str
-    version: int
-    updated_at: str | None
-    status: str | None
-
-
-@dataclass(kw_only=True)
-class FlushReport:
-    """What `AsyncStateStore.flush` did with the writes buffered during an outage.
-
-    ``written``: replayed as they were made. ``restored``: Redis was behind what this
-    process had seen (a restart without persistence), so the whole last-known state was
-    written back. ``superseded``: a buffered save lost to newer data another process
-    wrote. ``conflicts``: a conditional write whose base was no longer current, never
-    applied. ``pending``: still waiting for Redis.
-    """
-
-    written: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    superseded: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return not self.pending
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,7 +175,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._degraded = False
         self._next_probe = 0.0
         self._flush_lock = asyncio.Lock()
-        self._recent: OrderedDict[str, _Seen] = OrderedDict()
+        self._recent: OrderedDict[str, Seen] = OrderedDict()
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -462,7 +373,7 @@ class AsyncStateStore(AsyncLifecycle):
             lock = self._run_locks[run_id] = asyncio.Lock()
         return lock
 
-    def _remember(self, run_id: str, seen: _Seen) -> None:
+    def _remember(self, run_id: str, seen: Seen) -> None:
         self._recent[run_id] = seen
         self._recent.move_to_end(run_id)
         while len(self._recent) > _RECENT_RUNS:
@@ -502,7 +413,7 @@ class AsyncStateStore(AsyncLifecycle):
         return self._local_view(run_id)
 
     async def _restore_behind(
-        self, run_id: str, prev: _Seen, env: Envelope | None
+        self, run_id: str, prev: Seen, env: Envelope | None
     ) -> StoredState | None:
         """Redis holds an older version than this process saw. After a restart without
         persistence, write the last-known state back (reported by the next `flush`);
@@ -515,7 +426,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._server = current
         state = prev.view(run_id).state
         encoded = encode_state(state, run_id=run_id, max_bytes=self.max_state_bytes)
-        at = prev.updated_at or _now_text(self._now())
+        at = prev.updated_at or now_text(self._now())
         written, version = await self._write(
             "restore",
             run_id,
@@ -546,7 +457,7 @@ class AsyncStateStore(AsyncLifecycle):
         if raw is None:
             return None
         env = decode_envelope(raw, run_id=run_id)
-        seen = _Seen(
+        seen = Seen(
             version=env.version,
             updated_at=env.updated_at,
             raw=raw,
@@ -591,7 +502,7 @@ class AsyncStateStore(AsyncLifecycle):
                 run_id=run_id,
             )
         if status == 1:
-            seen = _Seen(
+            seen = Seen(
                 version=int(got),
                 updated_at=at,
                 raw=state.data,
@@ -611,7 +522,7 @@ class AsyncStateStore(AsyncLifecycle):
         ttl = self._ttl_for(state)
         fence = fence_for(self.key(run_id))
         async with self._lock_for(run_id):
-            at = _now_text(self._now())
+            at = now_text(self._now())
             if not self._degraded:
                 # Never below a version this process saw, even if Redis lost it.
                 seen = self._recent.get(run_id)
@@ -665,10 +576,10 @@ class AsyncStateStore(AsyncLifecycle):
                 current = await self._load(run_id)
                 if expected_version is not None and current.version != expected_version:
                     raise self._conflict(run_id, current.version, expected_version)
-                new_state = _apply(changes, current.state, run_id)
+                new_state = apply_changes(changes, current.state, run_id)
                 encoded = encode_state(new_state, run_id=run_id, max_bytes=self.max_state_bytes)
                 ttl = ttl_s or self._ttl_for(new_state)
-                at = _now_text(self._now())
+                at = now_text(self._now())
                 if not self._degraded:
                     try:
                         written, version = await self._write(
@@ -745,7 +656,7 @@ class AsyncStateStore(AsyncLifecycle):
                 else:
                     self._recent.pop(run_id, None)
                     return bool(removed)
-            self._buffered(run_id, "delete", None, 0, _now_text(self._now()), 0)
+            self._buffered(run_id, "delete", None, 0, now_text(self._now()), 0)
             return True
 
     def _buffered(
@@ -782,7 +693,7 @@ class AsyncStateStore(AsyncLifecycle):
         if state is None:
             self._recent.pop(run_id, None)
         else:
-            seen = _Seen(
+            seen = Seen(
                 version=version,
                 updated_at=at,
                 raw=state.data,
@@ -844,7 +755,7 @@ class AsyncStateStore(AsyncLifecycle):
                     if pending is None:
                         continue
                     try:
-                        outcome = await self._replay(run_id, pending)
+                        outcome = await replay(self, run_id, pending)
                     except UNAVAILABLE as exc:
                         self._outage("flush", exc)
                         break
@@ -866,100 +777,6 @@ class AsyncStateStore(AsyncLifecycle):
                 note="Redis held less than this process had seen; buffered state written whole",
             )
         return report
-
-    async def _replay(self, run_id: str, pending: PendingRun) -> str:
-        """Write one run's buffered writes through; returns the FlushReport field."""
-        for _ in range(_REPLAY_RACES):
-            env = await self._get(run_id)
-            version = env.version if env else 0
-            updated_at = env.updated_at if env else None
-            behind = version < pending.base_version
-            if not behind and (version, updated_at) != (pending.base_version, pending.base_at):
-                return await self._replay_diverged(run_id, pending)
-            last = pending.writes[-1]
-            if last.state is None:
-                await self._redis_call("flush", lambda _: self._redis.delete(self.key(run_id)))
-                self._recent.pop(run_id, None)
-                return "restored" if behind else "written"
-            try:
-                written, _ = await self._write(
-                    "flush",
-                    run_id,
-                    EncodedState(last.state, last.codec),
-                    mode="same",
-                    expected=version,
-                    expected_at=updated_at,
-                    ttl_s=last.ttl_s,
-                    at=last.at,
-                    fence=last.fence,
-                    version=last.version,
-                )
-            except StateLockLostError:
-                return "conflicts"
-            if written:
-                return "restored" if behind else "written"
-        return await self._replay_diverged(run_id, pending)
-
-    async def _replay_diverged(self, run_id: str, pending: PendingRun) -> str:
-        """Another process wrote meanwhile: replay write by write, keeping conditions."""
-        outcome = "written"
-        for write in pending.writes:
-            try:
-                result = await self._replay_one(run_id, write)
-            except StateConflictError:
-                result = "conflicts"
-            if result != "written" and outcome != "conflicts":
-                outcome = result
-        if outcome != "written":
-            _log.warning("audit_core.state.flush_" + outcome, run_id=run_id)
-        return outcome
-
-    async def _replay_one(self, run_id: str, write: BufferedWrite) -> str:
-        key = self.key(run_id)
-        if write.conditional:
-            return "conflicts"  # its base version is no longer current: never written
-        if write.kind == "delete":
-            await self._redis_call("flush", lambda _: self._redis.delete(key))
-            return "written"
-        if write.kind == "save":
-            assert write.state is not None
-            written, _ = await self._write(
-                "flush",
-                run_id,
-                EncodedState(write.state, write.codec),
-                mode="newer",
-                ttl_s=write.ttl_s,
-                at=write.at,
-                fence=write.fence,
-            )
-            return "written" if written else "superseded"
-        changes: Changes
-        if write.changes is not None:
-            changes = json.loads(write.changes)
-        elif write.func is not None:
-            changes = write.func
-        else:
-            return "conflicts"  # a function from an earlier process cannot be re-applied
-        for attempt in range(self.conflict_retries):
-            env = await self._get(run_id)
-            base = env.state if env else {}
-            encoded = encode_state(
-                _apply(changes, base, run_id), run_id=run_id, max_bytes=self.max_state_bytes
-            )
-            written, _ = await self._write(
-                "flush",
-                run_id,
-                encoded,
-                mode="eq",
-                expected=env.version if env else 0,
-                ttl_s=write.ttl_s,
-                at=write.at,
-                fence=write.fence,
-            )
-            if written:
-                return "written"
-            await self._backoff(attempt)
-        return "conflicts"
 
     # runs, locks, health -------------------------------------------------------------
 
@@ -1059,15 +876,10 @@ class AsyncStateStore(AsyncLifecycle):
         """Seconds until the run's state expires (-2: absent)."""
         await self._begin(run_id)
         key = self.key(run_id)
-        return int(await self._redis_call("ttl", lambda _: self._redis.ttl(key)))
-
-
-def _apply(changes: Changes, state: dict[str, Any], run_id: str) -> dict[str, Any]:
-    if isinstance(changes, Mapping):
-        return {**state, **changes}
-    result = changes(state)
-    if not isinstance(result, Mapping):
-        raise StateManagerError(
-            f"update function returned {type(result).__name__}, not a mapping", run_id=run_id
-        )
-    return dict(result)
+        try:
+            return int(await self._redis_call("ttl", lambda _: self._redis.ttl(key)))
+        except UNAVAILABLE as exc:
+            raise StateStoreUnavailableError(
+                f"state store {self.url} is unreachable during ttl ({type(exc).__name__})",
+                run_id=run_id,
+            ) from None
