@@ -2421,6 +2421,22 @@ def _to_json(node: Any, ctx: _Rewriter) -> Any:
     )
 
 
+def _quantified(node: Any, ctx: _Rewriter) -> Any:
+    """``x > ALL (SELECT ...)``: Spark has no quantified subqueries (``LIKE ANY`` it has)."""
+    from sqlglot import exp
+
+    if isinstance(node.this, (exp.Select, exp.Subquery, exp.SetOperation)):
+        return _refuse(f"{node.key.upper()} (subquery)")
+    return None
+
+
+def _time_part(node: Any, ctx: _Rewriter) -> Any:
+    """hour('2025-02-03 14:32:00'): Spark reads a string as a TIMESTAMP first."""
+    if _t(node.this) == "string":
+        node.set("this", _cast(node.this, "timestamp"))
+    return _retype_value(node, ctx)
+
+
 def _every(node: Any, ctx: _Rewriter) -> Any:
     return _fn("bool_and", *node.expressions)
 
@@ -2603,6 +2619,11 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.DataType: _data_type,
         exp.ArraySort: _array_sort,
         exp.JSONFormat: _to_json,
+        exp.All: _quantified,
+        exp.Any: _quantified,
+        exp.Hour: _time_part,
+        exp.Minute: _time_part,
+        exp.Second: _time_part,
         exp.RegexpReplace: _regexp_replace,
         exp.RegexpSplit: _split,
         exp.Pad: _pad,
@@ -2635,9 +2656,6 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
         exp.DayOfYear: _retype_value,
         exp.Quarter: _retype_value,
         exp.WeekOfYear: _retype_value,
-        exp.Hour: _retype_value,
-        exp.Minute: _retype_value,
-        exp.Second: _retype_value,
         exp.Length: _retype_value,
         exp.StrPosition: _retype_value,
         exp.Levenshtein: _retype_value,

@@ -1761,3 +1761,65 @@ FROM gold.recent_transactions ORDER BY department, n LIMIT 5;
 
 -- id: string_to_double_cast_column
 SELECT CAST(merchant_category_code AS DOUBLE) / 2 AS h FROM gold.recent_transactions WHERE transaction_id = 'TXN001';
+
+-- id: first_value_ignore_nulls
+SELECT transaction_id, first_value(vendor_id, true) OVER (ORDER BY transaction_id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS f
+FROM gold.recent_transactions ORDER BY 1 LIMIT 5;
+
+-- id: last_value_ignore_nulls_syntax
+SELECT transaction_id, last_value(vendor_id) IGNORE NULLS OVER (ORDER BY transaction_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS l
+FROM gold.recent_transactions ORDER BY 1 LIMIT 5;
+
+-- id: running_total_rows_unbounded
+SELECT transaction_id, sum(amount) OVER (ORDER BY transaction_date ROWS UNBOUNDED PRECEDING) AS running
+FROM gold.recent_transactions ORDER BY 1 LIMIT 5;
+
+-- id: qualify_dense_rank_vendor
+SELECT vendor_name, transaction_id, amount FROM gold.recent_transactions
+QUALIFY dense_rank() OVER (PARTITION BY vendor_name ORDER BY amount DESC) = 1 ORDER BY 1, 2;
+
+-- id: hour_of_string
+SELECT hour('2025-02-03 14:32:00') AS h, minute('2025-02-03 14:32:00') AS m, day('2025-02-03') AS d;
+
+-- id: date_add_timestamp_string
+SELECT date_add('2025-02-03 14:32:00', 1) AS d;
+
+-- id: timestamp_in_dates
+SELECT count(*) AS n FROM gold.recent_transactions WHERE posted_date IN (DATE'2025-02-07', '2025-02-20');
+
+-- id: timestamp_between_strings
+SELECT count(*) AS n FROM gold.recent_transactions WHERE transaction_date BETWEEN '2025-02-10' AND '2025-02-15 23:59:59';
+
+-- id: coalesce_timestamps
+SELECT run_id, coalesce(completed_at, updated_at) AS t FROM workflow_state ORDER BY run_id;
+
+-- id: greatest_timestamps
+SELECT run_id, greatest(started_at, updated_at) AS g FROM workflow_state ORDER BY run_id;
+
+-- id: all_subquery_not_in_spark
+-- expect: error
+SELECT count(*) AS n FROM gold.recent_transactions WHERE amount > ALL (SELECT approval_limit FROM gold.credit_cards);
+
+-- id: concat_ws_nulls_numbers
+SELECT concat_ws('|', transaction_id, vendor_id, CAST(amount AS STRING)) AS k FROM gold.recent_transactions ORDER BY transaction_id LIMIT 3;
+
+-- id: lag_default_decimal_literal
+SELECT transaction_id, lag(amount, 1, 0.00) OVER (ORDER BY transaction_id) AS prev FROM gold.recent_transactions ORDER BY 1 LIMIT 3;
+
+-- id: count_window_range_rows_mixed
+SELECT transaction_id, count(*) OVER (PARTITION BY vendor_name ORDER BY amount RANGE BETWEEN 100 PRECEDING AND 100 FOLLOWING) AS near
+FROM gold.recent_transactions ORDER BY 1 LIMIT 6;
+
+-- id: benford_leading_digit_int
+SELECT CAST(substr(CAST(CAST(abs(amount) AS BIGINT) AS STRING), 1, 1) AS INT) AS d, count(*) AS n
+FROM gold.recent_transactions WHERE abs(amount) >= 1 GROUP BY 1 ORDER BY 1;
+
+-- id: duplicate_window_minutes
+SELECT a.transaction_id, b.transaction_id AS later FROM gold.recent_transactions a JOIN gold.recent_transactions b
+ON a.vendor_name = b.vendor_name AND b.transaction_date > a.transaction_date
+AND b.transaction_date <= a.transaction_date + INTERVAL 30 MINUTES ORDER BY 1, 2;
+
+-- id: split_payment_same_day
+SELECT card_id, to_date(transaction_date) AS d, count(*) AS n, sum(amount) AS total
+FROM gold.recent_transactions GROUP BY card_id, to_date(transaction_date)
+HAVING count(*) >= 2 AND sum(amount) > 1000 ORDER BY 1, 2;
