@@ -73,6 +73,7 @@ from audit_core.state._types import (
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from redis.asyncio import Redis, RedisCluster
     from typing_extensions import Unpack
 
     from audit_core._settings import Settings
@@ -124,7 +125,7 @@ class AsyncStateStore(AsyncLifecycle):
 
     def __init__(
         self,
-        client: Any,
+        client: Redis | RedisCluster,
         *,
         ttl_s: int = C.DEFAULT_STATE_TTL_S,
         completed_ttl_s: int = C.DEFAULT_COMPLETED_TTL_S,
@@ -179,7 +180,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._redis = client
+        self._redis: Any = client
         register = client.register_script
         self._scripts = _Scripts(
             write=register(_scripts.WRITE),
