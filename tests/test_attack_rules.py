@@ -7,7 +7,7 @@ misread. Tests that broke the guarantee are marked ``xfail(strict=True)``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def assert_config_error(path: Path, line: int | None = None) -> ConfigError:
         if line is not None:
             assert int(where) == line, text
         return exc
-    except BaseException as exc:  # noqa: BLE001 - the point of the attack
+    except BaseException as exc:
         pytest.fail(f"{type(exc).__name__} instead of ConfigError: {exc}")
     pytest.fail(f"{path.name} loaded silently")
 
@@ -137,17 +137,42 @@ def test_crlf_and_cr_line_endings_load_the_same_rule(tmp_path: Path, newline: st
 
 
 def test_a_huge_rule_file_is_handled_in_bounded_time(tmp_path: Path) -> None:
-    """A multi-megabyte rule (a giant comment and a long IN list) loads or is a ConfigError."""
-    values = ", ".join(str(i) for i in range(20_000))
+    """A 2 MB rule (a giant description, a 1000-item IN list) loads or is a ConfigError."""
+    values = ", ".join(str(i) for i in range(1_000))
     text = HEADER + "-- description: " + "x" * 2_000_000 + "\n" + SELECT
     text += f"\nAND amount NOT IN ({values})\n"
     path = write(tmp_path, text)
     try:
         rule = read_rule_file(path)
     except ConfigError as exc:
-        assert str(exc).startswith(f"{path}:")
+        message = str(exc)
+        rule = None
+    if rule is None:
+        assert message.startswith(f"{path}:")
     else:
         assert rule.name == "r"
+
+
+def _load_seconds(tmp_path: Path, items: int) -> float:
+    values = ", ".join(str(i) for i in range(items))
+    path = write(
+        tmp_path, HEADER + SELECT + f"\nAND amount NOT IN ({values})\n", name=f"{items}.sql"
+    )
+    started = time.perf_counter()
+    read_rule_file(path)
+    return time.perf_counter() - started
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="checking a rule is quadratic in its size: a 1000-item IN list takes ~0.2 s, "
+    "4000 ~2.3 s, 20000 (a 110 kB file) ~50 s",
+)
+def test_rule_check_time_grows_linearly_with_rule_size(tmp_path: Path) -> None:
+    """A rule four times larger takes at most ~8x longer to check (no quadratic blow-up)."""
+    small = _load_seconds(tmp_path, 1_000)
+    large = _load_seconds(tmp_path, 4_000)
+    assert large < 8 * small + 0.2, (small, large)
 
 
 def test_cli_rules_check_on_a_write_rule_exits_2_naming_the_line(
@@ -168,15 +193,10 @@ def test_cli_rules_check_on_a_write_rule_exits_2_naming_the_line(
     assert f"{path}:{SQL_LINE}:" in err
 
 
-@pytest.fixture
-def _clean_folder(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    yield folder
-
-
-def test_a_hostile_file_in_a_rules_folder_stops_the_whole_load(_clean_folder: Path) -> None:
+def test_a_hostile_file_in_a_rules_folder_stops_the_whole_load(tmp_path: Path) -> None:
     """One DELETE rule among good ones: load_rules is a ConfigError, never a partial set."""
+    _clean_folder = tmp_path / "rules"
+    _clean_folder.mkdir()
     write(_clean_folder, HEADER.replace("name: r", "name: good") + SELECT, name="a.sql")
     bad = write(_clean_folder, HEADER + "DELETE FROM gold.recent_transactions", name="b.sql")
     with pytest.raises(ConfigError, match=str(bad)):
@@ -249,8 +269,9 @@ def test_an_undeclared_non_colon_parameter_is_a_config_error(tmp_path: Path, mar
 
 
 @pytest.mark.xfail(
-    strict=True, reason="'-- params: a=1, a=2' loads silently with a=2 (header fields given "
-    "twice are refused, parameters given twice are not)"
+    strict=True,
+    reason="'-- params: a=1, a=2' loads silently with a=2 (header fields given "
+    "twice are refused, parameters given twice are not)",
 )
 def test_a_parameter_declared_twice_is_a_config_error(tmp_path: Path) -> None:
     """A parameter given two defaults is ambiguous: ConfigError on the params line."""
