@@ -76,15 +76,35 @@ def check_rule(rule: Rule) -> None:
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
+    from audit_core.warehouse._client import statement_kind
     from audit_core.warehouse._sql import to_duckdb
 
+    def refuse(line: int, message: str) -> ConfigError:
+        return ConfigError(f"{rule.source}:{line}: rule {rule.name!r}: {message}")
+
     try:
+        kind = statement_kind(rule.sql)
         prepared = to_duckdb(rule.sql)
+        tree = sqlglot.parse_one(rule.sql, read="databricks")
     except QueryError as exc:
         detail = str(exc).split(": ", 1)[-1] if " at line " in str(exc) else str(exc)
-        raise ConfigError(
-            f"{rule.source}:{_line(rule, exc)}: rule {rule.name!r}: {detail}"
-        ) from None
+        raise refuse(_line(rule, exc), detail) from None
+    except SqlglotError as exc:  # a token error (an unterminated string, say)
+        raise refuse(rule.sql_line, f"SQL does not parse: {exc}") from None
+    except RecursionError:
+        raise refuse(rule.sql_line, "SQL is nested too deeply to check") from None
+    if kind != "read":
+        raise refuse(
+            rule.sql_line,
+            "a rule is one read-only query (SELECT or WITH ... SELECT); this SQL is "
+            + ("several statements" if kind == "several" else "a write or not a query"),
+        )
+    foreign = [p.sql() for p in tree.find_all(exp.Parameter)]
+    if foreign:
+        raise refuse(
+            rule.sql_line,
+            f"parameters are written :name, not {', '.join(sorted(set(foreign)))}",
+        )
     used = set(prepared.params)
     declared = set(rule.params)
     undeclared = used - declared - RUN_PARAMS
@@ -100,10 +120,6 @@ def check_rule(rule: Rule) -> None:
             f"{rule.source}:{rule.sql_line}: rule {rule.name!r} declares "
             f"{', '.join(sorted(unused))} in '-- params:' but its SQL never uses it"
         )
-    try:
-        tree = sqlglot.parse_one(rule.sql, read="databricks")
-    except SqlglotError:  # pragma: no cover - to_duckdb parsed it already
-        tree = None
     columns = list(tree.named_selects) if isinstance(tree, exp.Query) else []
     missing = [c for c in FLAG_COLUMNS if c not in columns]
     if missing:

@@ -154,9 +154,12 @@ def _pairs(text: str, source: str, line: int, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = item.partition("=")
-        if not sep or not name.strip().isidentifier():
+        name = name.strip()
+        if not sep or not name.isidentifier():
             raise _error(source, line, f"{what} must be name=value pairs, got {item!r}")
-        out[name.strip()] = value.strip()
+        if name in out:
+            raise _error(source, line, f"{what}: {name!r} is given twice")
+        out[name] = value.strip()
     return out
 
 
@@ -205,7 +208,7 @@ def parse_rule(text: str, source: str = "<string>") -> Rule:
         confidence = Decimal(raw_conf)
     except InvalidOperation:
         raise _error(source, line, f"confidence must be a number, got {raw_conf!r}") from None
-    if not (0 <= confidence <= 1):
+    if not confidence.is_finite() or not (0 <= confidence <= 1):
         raise _error(source, line, f"confidence must be between 0 and 1, got {raw_conf}")
     line, raw_params = get("params")
     params = {k: _param_value(v) for k, v in _pairs(raw_params, source, line, "params").items()}
