@@ -192,13 +192,6 @@ async def _settle(stores: list[AsyncStateStore], model: Model) -> None:
                     model.conflicts.update((w, run) for run in report.conflicts)
 
 
-async def _record_reports(stores: list[AsyncStateStore], model: Model) -> None:
-    # Reports from writes that went through during the run itself (top of each op).
-    for store in stores:
-        for report in store._unreported:
-            model.restored.update(report.restored)
-
-
 async def _chaos(server: RedisServer, seed: int) -> tuple[Model, list[str]]:
     rng = random.Random(seed)
     wipes = seed % 2 == 0  # odd seeds: persistence only, where nothing may be lost at all
@@ -217,7 +210,6 @@ async def _chaos(server: RedisServer, seed: int) -> tuple[Model, list[str]]:
         server.resume()
         async with asyncio.timeout(OP_TIMEOUT_S * 2):
             await asyncio.gather(*workers)
-        await _record_reports(stores, model)
         await _settle(stores, model)
     finally:
         stop.set()

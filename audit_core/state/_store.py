@@ -190,7 +190,8 @@ class AsyncStateStore(AsyncLifecycle):
             release_lock=register(_scripts.RELEASE_LOCK),
         )
         self._buffer = OutageBuffer(journal_path(buffer_path))
-        self._unreported: list[FlushReport] = []
+        # What writes-through at the top of other operations did, until `flush` reports it.
+        self._unreported = FlushReport()
         self._server: str | None = None
 
     @classmethod
@@ -318,9 +319,13 @@ class AsyncStateStore(AsyncLifecycle):
         if self._server is None and not self._degraded:
             self._server = await self._server_id()
         if self._buffer and not self._degraded:
-            report = await self._write_through()
-            if report.written or report.restored or report.superseded or report.conflicts:
-                self._unreported.append(report)
+            self._note(await self._write_through())
+
+    def _note(self, report: FlushReport) -> None:
+        """Keep ``report`` for the next `flush` (each run once per list)."""
+        for name in ("written", "restored", "superseded", "conflicts"):
+            kept: list[str] = getattr(self._unreported, name)
+            kept.extend(r for r in getattr(report, name) if r not in kept)
 
     async def _probe(self) -> None:
         """While degraded: PING when the probe interval has passed; leave degraded mode
@@ -442,7 +447,7 @@ class AsyncStateStore(AsyncLifecycle):
         )
         if not written:
             return None
-        self._unreported.append(FlushReport(restored=[run_id]))
+        self._note(FlushReport(restored=[run_id]))
         _log.warning(
             "audit_core.state.redis_behind",
             run_id=run_id,
@@ -734,10 +739,9 @@ class AsyncStateStore(AsyncLifecycle):
         report = FlushReport()
         if not self._degraded:
             report = await self._write_through()
-        for earlier in self._unreported:  # written through at the top of other operations
-            for name in ("written", "restored", "superseded", "conflicts"):
-                getattr(report, name)[:0] = getattr(earlier, name)
-        self._unreported.clear()
+        earlier, self._unreported = self._unreported, FlushReport()
+        for name in ("written", "restored", "superseded", "conflicts"):
+            getattr(report, name)[:0] = getattr(earlier, name)
         report.pending = self._buffer.runs()
         if raise_on_conflict and report.conflicts:
             raise StateConflictError(
