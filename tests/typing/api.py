@@ -32,12 +32,16 @@ async def llm_usage() -> None:
 async def state_usage() -> None:
     from audit_core import AsyncStateStore, StoredState
 
-    async with AsyncStateStore("memory://typing") as store:
+    async with AsyncStateStore.from_url("memory://typing") as store:
         version: int = await store.save("run-1", {"a": 1})
         state: dict[str, object] = await store.restore("run-1")
         loaded: StoredState = await store.load("run-1")
-        async with store.lock("run-1", ttl_s=30, wait_s=1):
+        async with store.lock("run-1", ttl_s=30, wait_s=1) as held:
+            token: int = held.token
             await store.update("run-1", {"b": 2}, expected_version=loaded.version)
+            print(token, held.lost.is_set())
+        report = await store.flush(raise_on_conflict=True)
+        print(report.written, report.restored, report.conflicts)
         print(version, state)
 
 
