@@ -78,7 +78,7 @@ def _default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise ValueError("non-finite Decimal")
+            raise TypeError("non-finite Decimal")
         return str(value)
     if isinstance(value, Enum):
         return value.value
