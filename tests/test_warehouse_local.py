@@ -477,9 +477,10 @@ async def test_generated_parquet_fixtures_load_and_have_anomalies(tmp_path: Path
         assert 50 <= counts["round"] <= 160
         assert 0 < counts.weekend < 0.15 * 5000
         dups = await wh.query(
-            "SELECT count(*) AS n FROM (SELECT transaction_date - lag(transaction_date) OVER "
-            "(PARTITION BY card_id, vendor_name, amount ORDER BY transaction_date) AS gap "
-            "FROM gold.recent_transactions) WHERE gap < INTERVAL 1 DAY"
+            "SELECT count(*) AS n FROM (SELECT unix_timestamp(transaction_date) - "
+            "unix_timestamp(lag(transaction_date) OVER (PARTITION BY card_id, vendor_name, "
+            "amount ORDER BY transaction_date)) AS gap FROM gold.recent_transactions) "
+            "WHERE gap < 86400"
         )
         assert dups.n[0] >= 20
         mism = await wh.query(

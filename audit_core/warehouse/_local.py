@@ -17,7 +17,7 @@ from typing import Any
 from audit_core._logging import get_logger
 from audit_core.errors import ConfigError, QueryError, ReadOnlyViolationError
 from audit_core.fixtures import default_dir, load_manifest, load_tables
-from audit_core.warehouse._sql import check_params, to_duckdb
+from audit_core.warehouse._sql import check_params, prepare, to_duckdb
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
@@ -160,7 +160,7 @@ class LocalBackend:
         if native:  # already DuckDB SQL: run as written
             text = sql
         else:
-            prepared = to_duckdb(sql)
+            prepared = prepare(sql, conn, params)
             check_params(sql, prepared.params, params)
             text = prepared.sql
         bound = dict(params) if params else None
