@@ -20,7 +20,7 @@ def tests(session: nox.Session) -> None:
 def parity(session: nox.Session) -> None:
     """The local engine against Apache Spark (pyspark in local mode; needs a JRE)."""
     session.install("-e", ".[test,spark]")
-    session.run("pytest", "-m", "parity", *session.posargs)
+    session.run("pytest", "-m", "parity", "tests/parity", *session.posargs)
 
 
 @nox.session

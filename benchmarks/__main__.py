@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import demo_floor, goodput, llm, others, state, trail
+from benchmarks import demo_floor, goodput, llm, others, state, trail, warehouse_spark
 from benchmarks._common import Section, machine
 
 FULL: dict[str, Callable[[], Section]] = {
@@ -26,6 +26,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "llm_goodput": lambda: goodput.goodput(),
     "state": lambda: state.state(),
     "warehouse": lambda: others.warehouse(),
+    "warehouse_spark": lambda: warehouse_spark.warehouse_spark(),
     "trail": lambda: trail.trail(),
     "classify": lambda: others.classify(),
     "demo": lambda: demo_floor.demo_floor(),
@@ -42,6 +43,7 @@ QUICK: dict[str, Callable[[], Section]] = {
     "llm_goodput": lambda: goodput.goodput(prompts=60, rps=60, latency_ms=50, concurrency=16),
     "state": lambda: state.state(round_trips=20, repeats=1),
     "warehouse": lambda: others.warehouse(rows=5000, pandas_rows=1000, repeats=1),
+    "warehouse_spark": lambda: warehouse_spark.warehouse_spark(rows=2000, repeats=1),
     "trail": lambda: trail.trail(records=50, repeats=1),
     "classify": lambda: others.classify(items=30),
     "demo": lambda: demo_floor.demo_floor(rows=2000, repeats=1),
