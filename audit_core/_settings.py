@@ -63,6 +63,7 @@ class Settings:
     warehouse: WarehouseBackend | None = None
     trail_key: str | None = None
     rules_dirs: tuple[Path, ...] = ()
+    spark_remote: str | None = None
 
     @property
     def warehouse_backend(self) -> WarehouseBackend:
@@ -178,7 +179,16 @@ class Settings:
             warehouse=warehouse,
             trail_key=get("AUDIT_TRAIL_KEY"),
             rules_dirs=rules,
+            spark_remote=_spark_remote(get("AUDIT_SPARK_REMOTE")),
         )
+
+
+def _spark_remote(url: str | None) -> str | None:
+    if url is not None and not url.startswith("sc://"):
+        raise ConfigError(
+            f"AUDIT_SPARK_REMOTE must be a Spark Connect URL (sc://host:port), got {url!r}"
+        )
+    return url
 
 
 def resolve_settings(settings: Settings | None) -> Settings:

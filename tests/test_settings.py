@@ -147,3 +147,11 @@ def test_trail_key_is_a_secret_and_rule_folders_are_a_path_list() -> None:
     assert "k3y-material-xyz" not in str(settings.redacted())
     assert settings.rules_dirs == (Path("a"), Path("b"))
     assert Settings.from_env({}).rules_dirs == ()
+
+
+def test_spark_remote_is_a_spark_connect_url() -> None:
+    assert Settings.from_env({"AUDIT_SPARK_REMOTE": "sc://127.0.0.1:15002"}).spark_remote == (
+        "sc://127.0.0.1:15002"
+    )
+    with pytest.raises(ConfigError, match="AUDIT_SPARK_REMOTE"):
+        Settings.from_env({"AUDIT_SPARK_REMOTE": "http://x"})

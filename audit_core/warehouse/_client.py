@@ -219,7 +219,7 @@ class DatabricksClient(AsyncLifecycle):
                 **options,
             )
         if backend == "spark":
-            return cls.spark(fixtures_dir=settings.fixtures_dir, **options)
+            return cls.spark(settings.spark_remote, fixtures_dir=settings.fixtures_dir, **options)
         return cls.local(settings.fixtures_dir, **options)
 
     @property
