@@ -276,14 +276,16 @@ CORPUS: list[tuple[str, str, dict[str, Any] | None, Callable[[], list[tuple[Any,
     ),
     (
         "since_last_completed_audit",
-        "WITH last AS (SELECT max(completed_at) AS ts FROM workflow_state WHERE status = 'completed') "
+        "WITH last AS (SELECT max(completed_at) AS ts FROM workflow_state "
+        "WHERE workflow_status = 'completed') "
         "SELECT count(*) FROM gold.recent_transactions, last WHERE transaction_date > last.ts",
         None,
         lambda: [
             (
                 int(
                     (
-                        TX.transaction_date > RUNS[RUNS.status == "completed"].completed_at.max()
+                        TX.transaction_date
+                        > RUNS[RUNS.workflow_status == "completed"].completed_at.max()
                     ).sum()
                 ),
             )
@@ -320,9 +322,9 @@ CORPUS: list[tuple[str, str, dict[str, Any] | None, Callable[[], list[tuple[Any,
     ),
     (
         "workflow_state_every_status",
-        "SELECT status, count(*) FROM workflow_state GROUP BY status ORDER BY status",
+        "SELECT workflow_status, count(*) FROM workflow_state GROUP BY 1 ORDER BY 1",
         None,
-        lambda: sorted((s, int(n)) for s, n in RUNS.status.value_counts().items()),
+        lambda: sorted((s, int(n)) for s, n in RUNS.workflow_status.value_counts().items()),
     ),
     (
         "emails_amount_mismatch",
@@ -403,7 +405,7 @@ async def test_parameter_values_never_appear_in_errors(wh: DatabricksClient) -> 
 
 async def test_last_audit_timestamp(wh: DatabricksClient, tmp_path: Path) -> None:
     ts = await wh.get_last_audit_timestamp()
-    assert ts == RUNS[RUNS.status == "completed"].completed_at.max().to_pydatetime()
+    assert ts == RUNS[RUNS.workflow_status == "completed"].completed_at.max().to_pydatetime()
     assert ts.tzinfo is not None
     assert ts.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
     # no completed run at all: the documented default
@@ -412,7 +414,7 @@ async def test_last_audit_timestamp(wh: DatabricksClient, tmp_path: Path) -> Non
     runs = [
         r
         for r in json.loads((FIXTURES / "sample_workflow_state.json").read_text())
-        if r["status"] != "completed"
+        if r["workflow_status"] != "completed"
     ]
     (tmp_path / "sample_workflow_state.json").write_text(json.dumps(runs))
     async with DatabricksClient.local(tmp_path, registry=CollectorRegistry()) as other:

@@ -53,7 +53,7 @@ DEFAULT_RETRY_ATTEMPTS = 3
 DEFAULT_RETRY_DEADLINE_S = 120.0
 DEFAULT_LAST_AUDIT = datetime(2025, 1, 1, tzinfo=UTC)
 LAST_AUDIT_SQL = (
-    "SELECT max(completed_at) AS last_completed FROM {table} WHERE status = 'completed'"
+    "SELECT max(completed_at) AS last_completed FROM {table} WHERE workflow_status = 'completed'"
 )
 
 

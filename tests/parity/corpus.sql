@@ -19,7 +19,7 @@ SELECT * FROM gold.bank_accounts ORDER BY account_id;
 SELECT * FROM gold.emails ORDER BY email_id;
 
 -- id: select_star_workflow
-SELECT * FROM workflow_state ORDER BY run_id;
+SELECT * FROM workflow_state ORDER BY audit_run_id;
 
 -- id: where_decimal_gt_int
 SELECT transaction_id, amount FROM gold.recent_transactions WHERE amount > 1000 ORDER BY transaction_id;
@@ -965,8 +965,8 @@ SELECT posexplode(array('a', 'b')) AS (pos, val) ORDER BY pos;
 SELECT card_id, x FROM gold.credit_cards LATERAL VIEW OUTER explode(array()) t AS x ORDER BY 1;
 
 -- id: explode_split
-SELECT run_id, part FROM workflow_state LATERAL VIEW explode(split(run_id, '-')) t AS part
-WHERE run_id = 'audit-2025-01-15' ORDER BY part;
+SELECT audit_run_id, part FROM workflow_state LATERAL VIEW explode(split(audit_run_id, '-')) t AS part
+WHERE audit_run_id = 'audit-2025-01-15' ORDER BY part;
 
 -- id: inline_fn
 SELECT inline(array(named_struct('a', 1, 'b', 'x'), named_struct('a', 2, 'b', 'y'))) ORDER BY a;
@@ -1063,13 +1063,13 @@ SELECT named_struct('a', 1, 'b', 2) = named_struct('a', 1, 'b', 2) AS eq;
 SELECT array(named_struct('k', 'a', 'v', 1), named_struct('k', 'b', 'v', 2))[1].v AS v;
 
 -- id: json_path_flags
-SELECT run_id, get_json_object(state_data, '$.flags') AS flags FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, get_json_object(intermediate_results, '$.flags') AS flags FROM workflow_state ORDER BY audit_run_id;
 
 -- id: json_path_array_index
-SELECT run_id, get_json_object(state_data, '$.checks_done[0]') AS first_check FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, get_json_object(intermediate_results, '$.checks_done[0]') AS first_check FROM workflow_state ORDER BY audit_run_id;
 
 -- id: json_path_cast
-SELECT run_id, CAST(get_json_object(state_data, '$.rows_scanned') AS INT) AS n FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, CAST(get_json_object(intermediate_results, '$.rows_scanned') AS INT) AS n FROM workflow_state ORDER BY audit_run_id;
 
 -- id: json_path_wildcard
 SELECT get_json_object('{"a":[{"b":1},{"b":2}]}', '$.a[*].b') AS b, get_json_object('{"a b":1}', '$[\'a b\']') AS q;
@@ -1078,8 +1078,8 @@ SELECT get_json_object('{"a":[{"b":1},{"b":2}]}', '$.a[*].b') AS b, get_json_obj
 SELECT get_json_object('{"a":1}', '$.z') AS z, get_json_object('not json', '$.a') AS bad;
 
 -- id: get_json_object_fn
-SELECT get_json_object(state_data, '$.flags') AS f, get_json_object('{"a":{"b":[1,2]}}', '$.a.b[1]') AS b
-FROM workflow_state ORDER BY run_id;
+SELECT get_json_object(intermediate_results, '$.flags') AS f, get_json_object('{"a":{"b":[1,2]}}', '$.a.b[1]') AS b
+FROM workflow_state ORDER BY audit_run_id;
 
 -- id: get_json_object_string
 SELECT get_json_object('{"a":"x y"}', '$.a') AS a, get_json_object('{"a":{"b":1}}', '$.a') AS obj;
@@ -1091,7 +1091,7 @@ SELECT json_tuple('{"a":1,"b":"x"}', 'a', 'b') AS (a, b);
 SELECT from_json('{"a":1,"b":"x"}', 'a INT, b STRING') AS s;
 
 -- id: from_json_field
-SELECT from_json(state_data, 'flags INT, rows_scanned BIGINT').rows_scanned AS n FROM workflow_state ORDER BY run_id;
+SELECT from_json(intermediate_results, 'flags INT, rows_scanned BIGINT').rows_scanned AS n FROM workflow_state ORDER BY audit_run_id;
 
 -- id: from_json_array
 SELECT from_json('[1,2,3]', 'ARRAY<INT>') AS a;
@@ -1100,7 +1100,7 @@ SELECT from_json('[1,2,3]', 'ARRAY<INT>') AS a;
 SELECT from_json('{"a":1}', 'MAP<STRING, INT>') AS m;
 
 -- id: from_json_nested
-SELECT from_json(state_data, 'checks_done ARRAY<STRING>').checks_done AS c FROM workflow_state ORDER BY run_id;
+SELECT from_json(intermediate_results, 'checks_done ARRAY<STRING>').checks_done AS c FROM workflow_state ORDER BY audit_run_id;
 
 -- id: to_json_fn
 SELECT to_json(named_struct('a', 1, 'b', 'x')) AS j, to_json(array(1, 2)) AS k;
@@ -1109,11 +1109,11 @@ SELECT to_json(named_struct('a', 1, 'b', 'x')) AS j, to_json(array(1, 2)) AS k;
 SELECT schema_of_json('{"a":1,"b":"x"}') AS s;
 
 -- id: json_array_length_fn
-SELECT json_array_length('[1,2,3]') AS n, json_array_length(get_json_object(state_data, '$.checks_done')) AS m
-FROM workflow_state ORDER BY run_id;
+SELECT json_array_length('[1,2,3]') AS n, json_array_length(get_json_object(intermediate_results, '$.checks_done')) AS m
+FROM workflow_state ORDER BY audit_run_id;
 
 -- id: json_object_keys_fn
-SELECT json_object_keys(state_data) AS k FROM workflow_state ORDER BY run_id;
+SELECT json_object_keys(intermediate_results) AS k FROM workflow_state ORDER BY audit_run_id;
 
 -- id: null_arith
 SELECT NULL + 1 AS a, 1 + CAST(NULL AS INT) AS b;
@@ -1260,10 +1260,10 @@ JOIN gold.recent_transactions t ON e.transaction_id = t.transaction_id ORDER BY 
 SELECT regexp_extract(from_address, '@(.+)$', 1) AS domain FROM gold.emails ORDER BY email_id;
 
 -- id: workflow_duration
-SELECT run_id, unix_timestamp(updated_at) - unix_timestamp(started_at) AS secs FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, unix_timestamp(updated_at) - unix_timestamp(created_at) AS secs FROM workflow_state ORDER BY audit_run_id;
 
 -- id: workflow_last_completed
-SELECT max(completed_at) AS last_completed FROM workflow_state WHERE status = 'completed';
+SELECT max(completed_at) AS last_completed FROM workflow_state WHERE workflow_status = 'completed';
 
 -- id: card_utilisation
 SELECT c.card_id, round(sum(t.amount) / c.monthly_limit * 100, 2) AS pct FROM gold.credit_cards c
@@ -1582,8 +1582,8 @@ SELECT CAST(array(named_struct('k', 'a', 'v', 1), named_struct('k', 'b', 'v', CA
 SELECT CAST(struct(card_id, approval_limit, issued_date) AS STRING) AS s FROM gold.credit_cards ORDER BY card_id;
 
 -- id: lateral_view_outer_split
-SELECT run_id, part FROM workflow_state
-LATERAL VIEW OUTER explode(CASE WHEN status = 'completed' THEN split(run_id, '-') END) t AS part ORDER BY run_id, part;
+SELECT audit_run_id, part FROM workflow_state
+LATERAL VIEW OUTER explode(CASE WHEN workflow_status = 'completed' THEN split(audit_run_id, '-') END) t AS part ORDER BY audit_run_id, part;
 
 -- id: approx_percentile_fn
 SELECT approx_percentile(amount, 0.5) AS p FROM gold.recent_transactions;
@@ -1791,10 +1791,10 @@ SELECT count(*) AS n FROM gold.recent_transactions WHERE posted_date IN (DATE'20
 SELECT count(*) AS n FROM gold.recent_transactions WHERE transaction_date BETWEEN '2025-02-10' AND '2025-02-15 23:59:59';
 
 -- id: coalesce_timestamps
-SELECT run_id, coalesce(completed_at, updated_at) AS t FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, coalesce(completed_at, updated_at) AS t FROM workflow_state ORDER BY audit_run_id;
 
 -- id: greatest_timestamps
-SELECT run_id, greatest(started_at, updated_at) AS g FROM workflow_state ORDER BY run_id;
+SELECT audit_run_id, greatest(created_at, updated_at) AS g FROM workflow_state ORDER BY audit_run_id;
 
 -- id: all_subquery_not_in_spark
 -- expect: error
