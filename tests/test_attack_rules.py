@@ -76,6 +76,21 @@ def assert_config_error(path: Path, line: int | None = None) -> ConfigError:
         (SELECT + ";\nDROP TABLE gold.recent_transactions", SQL_LINE),
         (SELECT + "; SELECT 1", SQL_LINE),
         (SELECT + " AND amount > ?", SQL_LINE),
+        (
+            "WITH d AS (UPDATE gold.recent_transactions SET amount = 0 "
+            "WHERE transaction_date > :since RETURNING *) "
+            "SELECT transaction_id, amount, 'x' AS detail FROM d",
+            SQL_LINE,
+        ),
+        (
+            SELECT + " UNION ALL SELECT transaction_id, amount, 'y' AS detail INTO t2 "
+            "FROM gold.recent_transactions",
+            SQL_LINE,
+        ),
+        (SELECT.replace(" FROM", " INTO TEMPORARY newtab FROM", 1), SQL_LINE),
+        (SELECT + " AND amount > $1", SQL_LINE),
+        ("SET VARIABLE x = 1", SQL_LINE),
+        ("INSTALL httpfs", SQL_LINE),
     ],
     ids=[
         "delete",
@@ -88,6 +103,12 @@ def assert_config_error(path: Path, line: int | None = None) -> ConfigError:
         "select-then-drop",
         "two-selects",
         "positional-param",
+        "update-in-cte",
+        "into-after-union",
+        "into-temporary",
+        "dollar-number-param",
+        "set-variable",
+        "install",
     ],
 )
 def test_write_or_multi_statement_sql_is_a_config_error(
@@ -166,13 +187,12 @@ def _load_seconds(tmp_path: Path, items: int) -> float:
 @pytest.mark.xfail(
     strict=True,
     reason="checking a rule is quadratic in its size: a 1000-item IN list takes ~0.2 s, "
-    "4000 ~2.3 s, 20000 (a 110 kB file) ~50 s",
+    "5000 items (a 29 kB file) ~3.5 s, 20000 (110 kB) ~50 s",
 )
-def test_rule_check_time_grows_linearly_with_rule_size(tmp_path: Path) -> None:
-    """A rule four times larger takes at most ~8x longer to check (no quadratic blow-up)."""
-    small = _load_seconds(tmp_path, 1_000)
-    large = _load_seconds(tmp_path, 4_000)
-    assert large < 8 * small + 0.2, (small, large)
+def test_a_29_kb_rule_checks_in_under_a_second(tmp_path: Path) -> None:
+    """Bounded time: a 29 kB rule (a 5000-item IN list) is checked in under 1 s."""
+    seconds = _load_seconds(tmp_path, 5_000)
+    assert seconds < 1.0, seconds
 
 
 def test_cli_rules_check_on_a_write_rule_exits_2_naming_the_line(
@@ -203,29 +223,21 @@ def test_a_hostile_file_in_a_rules_folder_stops_the_whole_load(tmp_path: Path) -
         load_rules([_clean_folder])
 
 
-# --- broken --------------------------------------------------------------------------
+# --- broken when written, fixed since (34b2ea1): kept as regression tests --------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'-- confidence: NaN' raises decimal.InvalidOperation from `0 <= NaN`, not ConfigError",
-)
 @pytest.mark.parametrize("value", ["NaN", "sNaN", "-nan"])
 def test_confidence_nan_is_a_config_error(tmp_path: Path, value: str) -> None:
     """A NaN confidence is a ConfigError naming the confidence line (3)."""
     assert_config_error(write(tmp_path, HEADER.replace("0.5", value) + SELECT), 3)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an unterminated string literal escapes as sqlglot TokenError"
-)
 def test_an_unterminated_string_is_a_config_error(tmp_path: Path) -> None:
     """SQL with an unterminated quote is a ConfigError naming file:line, not a sqlglot error."""
     body = "SELECT transaction_id, amount, 'x AS detail FROM t WHERE a > :since"
     assert_config_error(write(tmp_path, HEADER + body))
 
 
-@pytest.mark.xfail(strict=True, reason="deeply nested parentheses raise RecursionError")
 def test_deeply_nested_sql_is_a_config_error(tmp_path: Path) -> None:
     """3000 nested parentheses (a 6 kB file) are a ConfigError, not a RecursionError."""
     body = "SELECT transaction_id, amount, " + "(" * 3000 + "'x'" + ")" * 3000
@@ -233,21 +245,12 @@ def test_deeply_nested_sql_is_a_config_error(tmp_path: Path) -> None:
     assert_config_error(write(tmp_path, HEADER + body))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SELECT ... INTO loads silently (transpiled to CREATE TABLE AS, a write the run "
-    "refuses with ReadOnlyViolationError)",
-)
 def test_select_into_is_a_config_error(tmp_path: Path) -> None:
     """SELECT ... INTO newtab is a write: ConfigError at load, not a failure mid-run."""
     body = SELECT.replace(" FROM", " INTO newtab FROM", 1)
     assert_config_error(write(tmp_path, HEADER + body), SQL_LINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a DELETE inside a CTE loads silently (the run refuses it with ReadOnlyViolationError)",
-)
 def test_delete_in_a_cte_is_a_config_error(tmp_path: Path) -> None:
     """WITH d AS (DELETE ... RETURNING *) SELECT ... is a write: ConfigError at load."""
     body = (
@@ -257,22 +260,12 @@ def test_delete_in_a_cte_is_a_config_error(tmp_path: Path) -> None:
     assert_config_error(write(tmp_path, HEADER + body), SQL_LINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="$x / ${x} / @x markers are not counted as used parameters: the rule loads and "
-    "the run fails with 'Values were not provided for the following parameters: x'",
-)
 @pytest.mark.parametrize("marker", ["$x", "${x}", "@x"])
 def test_an_undeclared_non_colon_parameter_is_a_config_error(tmp_path: Path, marker: str) -> None:
     """Declared and used parameters match exactly, whatever the marker syntax."""
     assert_config_error(write(tmp_path, HEADER + SELECT + f" AND amount > {marker}"), SQL_LINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'-- params: a=1, a=2' loads silently with a=2 (header fields given "
-    "twice are refused, parameters given twice are not)",
-)
 def test_a_parameter_declared_twice_is_a_config_error(tmp_path: Path) -> None:
     """A parameter given two defaults is ambiguous: ConfigError on the params line."""
     text = HEADER + "-- params: a=1, a=2\n" + SELECT + " AND amount > :a"
