@@ -316,6 +316,26 @@ async def test_total_timeout_bounds_a_retry_after_below_the_cap() -> None:
             assert llm.costs.reserved_usd == 0
 
 
+async def test_total_timeout_covers_waiting_for_a_concurrency_slot() -> None:
+    """Deadline: a call queued behind a 4 s call fails at total_timeout_s=1, not after it."""
+    async with (
+        asyncio.timeout(LIMIT_S),
+        FakeOpenRouter(responder=lambda b: "hi", latency_ms=4000) as server,
+    ):
+        async with make(
+            server.url, max_concurrency=1, timeout_s=10, total_timeout_s=1.0, budget_usd="1"
+        ) as llm:
+            first = asyncio.create_task(llm.complete("slow", max_tokens=5))
+            while server.stats.in_flight < 1:
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            with pytest.raises(LLMError):
+                await llm.complete("queued", max_tokens=5)
+            assert time.monotonic() - started < 2.0
+            await asyncio.gather(first, return_exceptions=True)
+            assert llm.costs.reserved_usd == 0
+
+
 async def _keepalive_forever(request: web.Request) -> web.StreamResponse:
     """SSE keep-alive comments every 0.1 s, never an answer (headers sent at once)."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -501,3 +501,22 @@ def test_relabelling_an_unkeyed_trail_as_keyed_does_not_hide_an_edit(copy: Copy)
         f"UPDATE audit_trail SET llm_cost_dollars = 0 WHERE log_sequence_number = {LLM_ROW}",
     )
     assert_tampered(copy.verify(), LLM_ROW)
+
+
+def test_a_forged_schema_version_then_the_suggested_migration_launders_nothing(
+    copy: Copy,
+) -> None:
+    """A removed schema-version row stops verify (exit 2); the migration it suggests does
+    not re-hash an edited row: verify still exits 1 naming it."""
+    copy.tamper(
+        "UPDATE audit_trail SET output_summary = 'laundered' WHERE log_sequence_number = 3",
+        "DELETE FROM audit_schema_version",
+    )
+    code, _, err = copy.verify()
+    assert code == 2
+    assert "schema version" in err
+    code, _, err = _cli(
+        ["init-db", "--dialect", "duckdb", "--apply", str(copy.out / "audit.duckdb")], None
+    )
+    assert code == 0, err
+    assert_tampered(copy.verify(), 3)
