@@ -128,7 +128,7 @@ def parse_answers(text: str, n_items: int, labels: Sequence[str]) -> dict[int, _
     """Valid answers by item index; anything malformed is simply absent."""
     try:
         data = json.loads(text.strip().removeprefix("```json").removesuffix("```"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         return {}
     answers = data.get("answers") if isinstance(data, dict) else data
     if not isinstance(answers, list):
@@ -144,7 +144,9 @@ def parse_answers(text: str, n_items: int, labels: Sequence[str]) -> dict[int, _
         except (TypeError, ValueError):
             continue
         label = answer.get("label")
-        if not 0 <= index < n_items or label not in allowed or not 0.0 <= confidence <= 1.0:
+        if not isinstance(label, str) or label not in allowed:
+            continue
+        if not 0 <= index < n_items or not 0.0 <= confidence <= 1.0:
             continue
         out.setdefault(index, _Answer(str(label), confidence, str(answer.get("rationale") or "")))
     return out

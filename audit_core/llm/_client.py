@@ -195,6 +195,12 @@ class AsyncLLMClient(AsyncLifecycle):
             budget = budget_usd if isinstance(budget_usd, Decimal) else Decimal(str(budget_usd))
             if not budget.is_finite() or budget < 0:
                 raise ConfigError(f"budget_usd must be a non-negative amount, got {budget_usd!r}")
+        if api_key and not (api_key.isascii() and api_key.isprintable()):
+            # It goes into an HTTP header: refuse it here, and never echo it.
+            raise ConfigError(
+                "api_key must be printable ASCII (it is sent as an HTTP header); the key "
+                "given is not (it is not shown)"
+            )
         self._api_key = api_key or None
         self.base_url = base_url.rstrip("/")
         self.default_model = default_model

@@ -73,7 +73,7 @@ class ConcurrencyLimiter:
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._give_back()  # granted, then cancelled: pass the slot on
-                else:
+                elif waiter in self._waiters:  # a release may have dropped it already
                     self._waiters.remove(waiter)
                 raise
         pause = self._not_before - self._clock()
