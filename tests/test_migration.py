@@ -360,16 +360,23 @@ async def test_a_migrated_run_completes_without_new_entries(tmp_path: Path) -> N
 
 @pytest.fixture
 def pg(postgres_server: PostgresServer) -> Iterator[Any]:
-    """An autocommit connection to empty ``public`` and ``fresh`` schemas."""
+    """An autocommit connection to empty ``public`` and ``fresh`` schemas, emptied again
+    afterwards: other tests share this server."""
     import psycopg
 
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+    def reset(conn: Any) -> None:
         with conn.cursor() as cur:
             for schema in ("public", "fresh"):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
                 cur.execute(f"CREATE SCHEMA {schema}")
             cur.execute("SET TimeZone = 'UTC'")
-        yield conn
+
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        reset(conn)
+        try:
+            yield conn
+        finally:
+            reset(conn)
 
 
 def postgres_schema(cur: Any, schema: str) -> dict[str, set[Any]]:

@@ -69,6 +69,23 @@ COST_PLACES = Decimal("0.000001")
 STATEMENT_KIND = "audit-core trail head"
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (3, 3.0, Decimal('3')), else None.
+
+    A stored 3.5 never silently becomes 3: a column retyped to hide an edit shows."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
 def _normal(column: str, value: Any) -> Any:
     if value is None:
         return None
@@ -78,9 +95,16 @@ def _normal(column: str, value: Any) -> Any:
             stamp = stamp.replace(tzinfo=UTC)
         return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if column == "llm_cost_dollars":
-        return format(Decimal(str(value)).quantize(COST_PLACES), "f")
+        try:
+            cost = Decimal(str(value))
+            rounded = cost.quantize(COST_PLACES)
+        except ArithmeticError:
+            return f"not a cost: {value!r}"
+        # Costs are stored to the micro-dollar; finer digits were not written by us.
+        return format(rounded, "f") if rounded == cost else f"not a cost: {value!r}"
     if column in _INTEGERS:
-        return int(value)
+        number = whole_number(value)
+        return number if number is not None else f"not an integer: {value!r}"
     return str(value)
 
 
@@ -267,12 +291,30 @@ class _Check:
             **extra,
         )
 
+    def _place_by_link(self, row: Mapping[str, Any]) -> int:
+        """Where a row without a usable number sits in the chain: after the row whose
+        hash it links to (1 when it links to the genesis)."""
+        if row.get("prev_hash") == GENESIS:
+            return 1
+        for other in self.rows:
+            if other.get("entry_hash") == row.get("prev_hash"):
+                before = whole_number(other.get("log_sequence_number"))
+                if before is not None:
+                    return before + 1
+        return 0
+
     def walk(self) -> TrailVerification | None:
         """Every row in place, linked to the one before, and hashed as stored."""
         prev, previous_algorithm = GENESIS, None
         for index, row in enumerate(self.rows):
             expected = index + 1
-            sequence = int(row["log_sequence_number"])
+            sequence = whole_number(row["log_sequence_number"])
+            if sequence is None:
+                place = self._place_by_link(row)
+                problem = (
+                    f"row {place} has no whole log_sequence_number ({row['log_sequence_number']!r})"
+                )
+                return self.verdict("tampered", place, problem)
             if sequence != expected:
                 problem = (
                     f"row {expected} is missing (the next row found is {sequence})"

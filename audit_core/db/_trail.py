@@ -40,6 +40,7 @@ from audit_core.db._chain import (
     entry_hash,
     recomputed,
     verify_chain,
+    whole_number,
 )
 from audit_core.db._json import json_text
 from audit_core.errors import AuditTrailError, QueryError
@@ -394,13 +395,19 @@ async def read_run(
     return rows.to_pylist(), [
         TrailHead(
             audit_run_id=audit_run_id,
-            rows=int(h["row_count"]),
+            rows=_head_rows(h["row_count"]),
             last_hash=str(h["last_hash"]),
             hash_algorithm=str(h["hash_algorithm"]),
             completed=bool(h["completed"]),
         )
         for h in heads.to_pylist()
     ]
+
+
+def _head_rows(value: Any) -> int:
+    """A head's row count; -1 (matching no chain) when it is not a whole number."""
+    rows = whole_number(value)
+    return -1 if rows is None else rows
 
 
 async def read_head(
@@ -417,7 +424,7 @@ async def read_head(
     h = table.to_pylist()[0]
     return TrailHead(
         audit_run_id=audit_run_id,
-        rows=int(h["row_count"]),
+        rows=_head_rows(h["row_count"]),
         last_hash=str(h["last_hash"]),
         hash_algorithm=str(h["hash_algorithm"]),
         completed=bool(h["completed"]),
