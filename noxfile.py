@@ -54,7 +54,7 @@ def bench(session: nox.Session) -> None:
 
     A missed target never fails the session; broken benchmark code does.
     """
-    session.install("-e", ".[test,bench]")
+    session.install("-e", ".[test,bench,spark]")
     session.run("pytest", "-m", "bench")
     # LiteLLM is compared only if it installs here (it has heavy native dependencies).
     session.run(
