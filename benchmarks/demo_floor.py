@@ -44,7 +44,7 @@ con.execute("CREATE TABLE IF NOT EXISTS flags (flag_id VARCHAR PRIMARY KEY, tran
             "department VARCHAR, transaction_date TIMESTAMPTZ, reviewed BOOLEAN DEFAULT FALSE, "
             "created_at TIMESTAMPTZ DEFAULT now())")
 run = rules["run"]
-since = con.execute("SELECT max(completed_at) FROM workflow_state WHERE status = 'completed'").fetchone()[0]
+since = con.execute("SELECT max(completed_at) FROM workflow_state WHERE workflow_status = 'completed'").fetchone()[0]
 for rule in rules["rules"]:
     con.execute(
         "INSERT INTO flags (flag_id, transaction_id, audit_run_id, severity_level, risk_level, "
