@@ -25,7 +25,6 @@ from typing import Any, NoReturn
 from audit_core.errors import QueryError, UnsupportedQueryError
 
 TRANSPILE_CACHE_SIZE = 1024
-_READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|VALUES)\b", re.I)
 _SHOW_TABLES = re.compile(
     r"^\s*SHOW\s+TABLES(?:\s+(?:IN|FROM)\s+`?(\w+)`?)?(?:\s+(?:LIKE\s+)?'([^']*)')?\s*;?\s*$",
     re.I,
@@ -43,11 +42,6 @@ class Prepared:
 
     sql: str
     params: frozenset[str]
-
-
-def is_read_only(sql: str) -> bool:
-    """Whether re-running the statement after a transport failure is safe."""
-    return _READ_ONLY.match(sql) is not None
 
 
 def prepare(sql: str, conn: Any = None, params: Mapping[str, Any] | None = None) -> Prepared:
@@ -2764,41 +2758,3 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
 
 
 _RULES, _ANON_RULES = _build_rules()
-
-
-# bulk inserts --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BulkInsert:
-    """``INSERT INTO t (cols) VALUES (:a, :b, ...)`` rewritten to read rows from a view."""
-
-    sql: str  # DuckDB text with ``{view}`` where the rows' relation goes
-    params: tuple[str, ...]
-
-
-@lru_cache(maxsize=256)
-def bulk_insert_plan(sql: str) -> BulkInsert | None:
-    """A set-based plan for a one-row, all-parameter INSERT; None for anything else."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    try:
-        tree = sqlglot.parse_one(sql, read="databricks")
-    except SqlglotError:
-        return None
-    if not isinstance(tree, exp.Insert) or not isinstance(tree.expression, exp.Values):
-        return None
-    rows = tree.expression.expressions
-    if len(rows) != 1 or not isinstance(rows[0], exp.Tuple):
-        return None
-    values = rows[0].expressions
-    if not values or not all(
-        isinstance(v, exp.Placeholder) and v.name not in ("", "?") for v in values
-    ):
-        return None
-    target = tree.this
-    names = tuple(v.name for v in values)
-    select = ", ".join(exp.to_identifier(n, quoted=True).sql("duckdb") for n in names)
-    return BulkInsert(f"INSERT INTO {target.sql('duckdb')} SELECT {select} FROM {{view}}", names)
