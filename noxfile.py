@@ -43,7 +43,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and the typing file of the public API."""
-    session.install("-e", ".[typecheck]")
+    session.install("-e", ".[typecheck,spark]")
     session.run("mypy", "--strict", "audit_core")
     session.run("mypy", "--strict", "tests/typing/api.py")
 
