@@ -448,11 +448,6 @@ def test_a_null_head_row_count_is_tampering(copy: Copy) -> None:
     assert_tampered(copy.verify())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dropped audit_trail_heads table gives 'error: QueryError: Catalog Error' "
-    "instead of a tampering verdict",
-)
 def test_a_dropped_heads_table_is_tampering(copy: Copy) -> None:
     """Removing the heads table is tampering (the state head says completed): a verdict."""
     copy.tamper("DROP TABLE audit_trail_heads")

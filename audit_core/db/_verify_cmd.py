@@ -75,6 +75,16 @@ async def _open(out: Path) -> ReadOnlyResults:
     return results
 
 
+async def _missing_tables(results: ReadOnlyResults, names: tuple[str, ...]) -> list[str]:
+    found = await results.query_arrow(
+        "SELECT table_name FROM information_schema.tables WHERE table_name IN "
+        f"({', '.join(':t' + str(i) for i in range(len(names)))})",
+        {f"t{i}": name for i, name in enumerate(names)},
+    )
+    present = set(found.column(0).to_pylist())
+    return [name for name in names if name not in present]
+
+
 async def _has_trail(results: ReadOnlyResults, run_id: str) -> bool:
     found = await results.query_arrow(
         "SELECT count(*) AS n FROM audit_trail WHERE audit_run_id = :run", {"run": run_id}
@@ -120,6 +130,14 @@ async def trail_verify_command(
                 f"{head_file} is the head of run {statement.audit_run_id!r}, not {run_id!r}"
             )
     async with await _open(out) as results:
+        gone = await _missing_tables(results, ("audit_trail", "audit_trail_heads"))
+        if gone:
+            # A schema-v2 file always has both: one was dropped, and nothing from the
+            # first entry on can be vouched for.
+            return EXIT_TAMPERED, (
+                f"FAILED at entry 1: the {', '.join(gone)} table is missing from "
+                f"{results.path}; the trail cannot be checked against its heads"
+            )
         if not await _has_trail(results, run_id):
             raise ConfigError(f"no audit trail for run {run_id!r}")
         result = await verify_run(results, run_id, key=key, statement=statement)
