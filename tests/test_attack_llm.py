@@ -263,12 +263,6 @@ async def _cut_json(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 200 cut off after the endpoint began answering is charged $0 (nothing in the "
-    "ledger, every retry included), though an abandoned or unreadable 200 is charged its "
-    "worst case",
-)
 @pytest.mark.parametrize(
     ("handler", "mode"),
     [(_cut_stream, "stream"), (_cut_stream, "complete"), (_cut_json, "complete")],

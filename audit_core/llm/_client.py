@@ -644,12 +644,19 @@ class AsyncLLMClient(AsyncLifecycle):
     async def _exchange(
         self, req: Request, reservation: Reservation | None, attempt: int
     ) -> Billed:
+        if req.stream:
+            return await self._exchange_stream(req, reservation, attempt)
+        request = self._http.build_request(
+            "POST", self._chat_url, content=req.payload, headers=self._headers
+        )
         try:
-            if req.stream:
-                return await self._exchange_stream(req, reservation, attempt)
-            resp = await self._http.post(self._chat_url, content=req.payload, headers=self._headers)
+            resp = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise transport_error(exc, model=req.model, what="LLM endpoint") from None
+        try:
+            await self._read_body(req, reservation, resp)
+        finally:
+            await resp.aclose()
         request_id = resp.headers.get("x-request-id")
         if resp.status_code != 200:
             raise self._status_error(req, resp, request_id)
@@ -659,13 +666,32 @@ class AsyncLLMClient(AsyncLifecycle):
             raise self._books.unverified(req, reservation, "invalid JSON", request_id) from None
         return self._books.settle(req, body, reservation, attempt, request_id)
 
+    async def _read_body(
+        self, req: Request, reservation: Reservation | None, resp: httpx.Response
+    ) -> None:
+        """Read the whole body. An answer (a 200) cut off or abandoned mid-body was
+        begun, so the endpoint may bill it: it is charged its worst case."""
+        try:
+            await resp.aread()
+        except httpx.HTTPError as exc:
+            if resp.status_code == 200:
+                self._books.charge_worst_case(req, reservation)
+            raise transport_error(exc, model=req.model, what="LLM endpoint") from None
+        except asyncio.CancelledError:
+            if resp.status_code == 200:
+                self._books.charge_worst_case(req, reservation)
+            raise
+
     async def _exchange_stream(
         self, req: Request, reservation: Reservation | None, attempt: int
     ) -> Billed:
         request = self._http.build_request(
             "POST", self._chat_url, content=req.payload, headers=self._headers
         )
-        resp = await self._http.send(request, stream=True)
+        try:
+            resp = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, model=req.model, what="LLM endpoint") from None
         try:
             request_id = resp.headers.get("x-request-id")
             if resp.status_code != 200:
@@ -682,6 +708,9 @@ class AsyncLLMClient(AsyncLifecycle):
                 # bill what it generated, which we will never see.
                 self._books.charge_worst_case(req, reservation)
                 raise
+            except httpx.HTTPError as exc:  # cut off mid-answer: billed all the same
+                self._books.charge_worst_case(req, reservation)
+                raise transport_error(exc, model=req.model, what="LLM endpoint") from None
         finally:
             await resp.aclose()
         return self._books.settle(req, body, reservation, attempt, request_id)
