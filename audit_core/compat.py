@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from audit_core import _DEPRECATED
 from audit_core.errors import ConfigError, LLMError
 from audit_core.llm import AsyncLLMClient, LLMResponse
 from audit_core.state import AsyncStateStore
@@ -22,18 +23,8 @@ if TYPE_CHECKING:
 
 Prompt = str | Sequence[Mapping[str, Any]]  # text, or OpenAI-style messages
 
-__all__ = [
-    "batch_call_llm",
-    "call_llm",
-    "check_databricks_health",
-    "check_redis_health",
-    "get_last_audit_timestamp",
-    "load_mock_data_from_json",
-    "mark_audit_complete",
-    "query_gold_tables",
-    "restore_workflow_state",
-    "save_workflow_state",
-]
+# The seed-era names: the same set the top-level package forwards here with a warning.
+__all__ = sorted(_DEPRECATED)
 
 
 async def call_llm(prompt: Prompt, model: str | None = None, agent_name: str = "unknown") -> str:

@@ -360,6 +360,13 @@ class AsyncLLMClient(AsyncLifecycle):
         extra: Mapping[str, Any],
         sink: Sink | None = None,
     ) -> Request:
+        """The request value object for one call; refuses a closed client or a missing key
+        before anything is built or sent."""
+        self._check_open()
+        if not self._api_key:
+            raise ConfigError(
+                "no LLM API key: set OPENROUTER_API_KEY or pass api_key= to AsyncLLMClient"
+            )
         model_name = self._resolve_model(model, tier)
         messages = _to_messages(prompt)
         if max_tokens is not None and max_tokens < 1:
@@ -417,11 +424,6 @@ class AsyncLLMClient(AsyncLifecycle):
         chunk) under the same deadlines, retries and accounting, and returns it whole.
         Raises the `LLMError` subclass that matches the failure; see `audit_core.errors`.
         """
-        self._check_open()
-        if not self._api_key:
-            raise ConfigError(
-                "no LLM API key: set OPENROUTER_API_KEY or pass api_key= to AsyncLLMClient"
-            )
         req = self._prepare(
             prompt,
             model=model,
@@ -455,11 +457,6 @@ class AsyncLLMClient(AsyncLifecycle):
         Same budget, deadlines, accounting and typed errors as `complete`; an attempt is
         retried only while it has delivered no text. Never served from the cache.
         """
-        self._check_open()
-        if not self._api_key:
-            raise ConfigError(
-                "no LLM API key: set OPENROUTER_API_KEY or pass api_key= to AsyncLLMClient"
-            )
         sink = DeltaSink()
         req = self._prepare(
             prompt,
