@@ -28,20 +28,17 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from audit_core._logging import get_logger
 from audit_core._settings import Settings
 from audit_core.db import AuditTrail, Flag, FlagStore, ensure_schema
-from audit_core.db._flags import flag_id_for, flag_params, flag_sql
+from audit_core.db._flags import FlagsWritten, flag_id_for
 from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
 from audit_core.rules import Rule, load_rules
 from audit_core.state import AsyncStateStore
 from audit_core.warehouse import DatabricksClient
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 _log = get_logger("audit_core.demo")
 AGENT = "demo-auditor"
@@ -260,39 +257,31 @@ class _Run:
             "SELECT DISTINCT f.transaction_id FROM flags f JOIN workflow_state w "
             "ON f.audit_run_id = w.audit_run_id WHERE w.workflow_status = 'completed' "
             "AND f.rule = :rule AND f.audit_run_id <> :run",
-            {"rule": rule, "run": self.run_id},
+            {"run": self.run_id, "rule": rule},
         )
         return set(table.column(0).to_pylist())
 
-    async def _hits(self, rule: Rule) -> pa.Table:
-        """The rule's findings, each with its stable flag id computed in the engine."""
-        params = {**rule.bind(since=self.report.since), **flag_params(self.run_id, rule.name)}
-        return await self.warehouse.query_arrow(flag_sql(rule.sql), params)
-
-    async def _write_table(
-        self, rule: Rule, hits: pa.Table, *, risk_level: str, confidence: float, title: str
-    ) -> int:
-        """Set-based: the findings go from the engine's Arrow result into the flags table
-        in one insert; none that an earlier completed run already flagged."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        seen = await self._already_flagged(rule.name)
-        if seen:
-            repeated = pc.is_in(hits.column("transaction_id"), pa.array(sorted(seen)))
-            count = int(pc.sum(repeated).as_py() or 0)
-            if count:
-                self.report.duplicates_skipped[rule.name] = count
-        return await self.flags.add_table(
-            hits,
+    async def _flag(
+        self, rule: Rule, *, risk_level: str, confidence: float, title: str
+    ) -> FlagsWritten:
+        """Set-based: the rule's findings go into the flags table inside the engine that
+        holds the data (one ``INSERT ... SELECT``), none that an earlier completed run
+        already flagged (unless ``force``)."""
+        assert self.report.since is not None
+        written = await self.flags.add_from_query(
+            self.warehouse,
+            rule.sql,
+            rule.bind(since=self.report.since),
             audit_run_id=self.run_id,
             rule=rule.name,
             risk_level=risk_level,
             confidence_score=confidence,
             title=title,
-            skip_existing=True,
-            exclude_transactions=seen,
+            skip_flagged_before=not self.options.force,
         )
+        if written.repeated:
+            self.report.duplicates_skipped[rule.name] = written.repeated
+        return written
 
     async def _write(self, rule: str, flags: list[Flag]) -> int:
         seen = await self._already_flagged(rule)
@@ -303,7 +292,6 @@ class _Run:
         return len(fresh)
 
     async def checks(self) -> None:
-        assert self.report.since is not None
         rules_done: dict[str, int] = dict(self.state.get("rules_done", {}))
         skipped = dict(self.state.get("duplicates_skipped", {}))
         total = len(self.sql_rules)
@@ -312,16 +300,14 @@ class _Run:
                 continue
             self.progress.show(f"checks: {rule.name} ({i}/{total})")
             async with self.trail.trace(AGENT, f"rule.{rule.name}") as t:
-                hits = await self._hits(rule)
-                written = await self._write_table(
+                written = await self._flag(
                     rule,
-                    hits,
                     risk_level=rule.severity,
                     confidence=float(rule.confidence),
                     title=rule.title,
                 )
-                t.output_summary = f"{written} flags"
-            rules_done[rule.name] = written
+                t.output_summary = f"{written.written} flags"
+            rules_done[rule.name] = written.written
             skipped.update(self.report.duplicates_skipped)
             step = "checks" if i == total else f"checks.{rule.name}"
             await self.checkpoint(step, rules_done=rules_done, duplicates_skipped=skipped)
@@ -337,38 +323,47 @@ class _Run:
             self.report.llm_note = "no llm rule is configured"
             await self.checkpoint("llm", llm_note=self.report.llm_note, llm_costs={}, llm_items=0)
             return
-        table = await self._hits(rule)
-        self.report.llm_items = table.num_rows
         if "llm" in self.done:
             self.report.skipped_steps.append("llm")
+            self.report.llm_items = int(self.state.get("llm_items", 0))
             self.report.llm_note = self.state.get("llm_note", "")
             self.report.llm_costs = self.state.get("llm_costs", {})
             return
-        self.progress.show(f"llm: {table.num_rows} ambiguous transactions")
-        note, costs = await self._classify(rule, table)
+        self.progress.show("llm: selecting ambiguous transactions...")
+        note, costs = await self._classify(rule)
         self.report.llm_note, self.report.llm_costs = note, costs
-        await self.checkpoint("llm", llm_note=note, llm_costs=costs, llm_items=table.num_rows)
+        await self.checkpoint(
+            "llm", llm_note=note, llm_costs=costs, llm_items=self.report.llm_items
+        )
 
-    async def _classify(self, rule: Rule, table: pa.Table) -> tuple[str, dict[str, Any]]:
-        """Classify the ambiguous items; without a key they become INFO flags for review."""
-        if table.num_rows == 0:
-            return "nothing ambiguous to classify", {}
+    async def _classify(self, rule: Rule) -> tuple[str, dict[str, Any]]:
+        """Classify the ambiguous items; without a key they become INFO flags for review,
+        written in the engine like any rule's."""
         mode = self.options.llm
         if mode == "off" or (mode == "auto" and not self.settings.openrouter_api_key):
-            why = "--llm off" if mode == "off" else "no OPENROUTER_API_KEY"
-            note = (
-                f"skipped: {why} (or AUDIT_LLM_BASE_URL endpoint key); "
-                f"{table.num_rows} unknown-vendor transactions became INFO flags for human review"
-            )
-            await self._write_table(
+            written = await self._flag(
                 rule,
-                table,
                 risk_level="INFO",
                 confidence=0.5,
                 title=f"{rule.title}: needs human review (LLM stage skipped)",
             )
+            items = written.stored + written.repeated
+            self.report.llm_items = items
+            if items == 0:
+                return "nothing ambiguous to classify", {}
+            why = "--llm off" if mode == "off" else "no OPENROUTER_API_KEY"
+            note = (
+                f"skipped: {why} (or AUDIT_LLM_BASE_URL endpoint key); "
+                f"{items} unknown-vendor transactions became INFO flags for human review"
+            )
             await self.trail.record(AGENT, "llm.skipped", output_summary=note)
             return note, {}
+        assert self.report.since is not None
+        table = await self.warehouse.query_arrow(rule.sql, rule.bind(since=self.report.since))
+        self.report.llm_items = table.num_rows
+        if table.num_rows == 0:
+            return "nothing ambiguous to classify", {}
+        self.progress.show(f"llm: {table.num_rows} ambiguous transactions")
         if mode == "simulated":
             from audit_core._simulated import SIMULATED_KEY, simulated_answer
             from audit_core.testing import FakeOpenRouter
@@ -514,7 +509,13 @@ async def run_demo(
         if options.rows is None
         else DatabricksClient.local(fixtures)
     )
-    results = DatabricksClient.local(database=str(results_db), load_fixtures=False)
+    # Locally the results file joins the warehouse's engine, as the flags table sits in
+    # the gold tables' catalog on Databricks: each rule is one INSERT ... SELECT there.
+    results = (
+        warehouse.attach(results_db)
+        if warehouse.backend == "local"
+        else DatabricksClient.local(database=str(results_db), load_fixtures=False)
+    )
     async with store, warehouse, results:
         if store.durable and not await store.health():
             raise StateStoreUnavailableError(f"state store {store.url} is unreachable")

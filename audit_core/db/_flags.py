@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit_core.db._json import dumps
 from audit_core.db._layout import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVERITY_FOR_RISK
-from audit_core.errors import InvalidFlagError
+from audit_core.errors import InvalidFlagError, QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,6 +32,7 @@ __all__ = [
     "Flag",
     "FlagFilter",
     "FlagStore",
+    "FlagsWritten",
     "count_flags",
     "find_flags",
     "flag_id_for",
@@ -90,6 +91,24 @@ _ORDER = (
     f"{_rank('severity_level', SEVERITIES)}, {_rank('risk_level', reversed(RISK_LEVELS))}, "
     "created_at DESC, flag_id"
 )
+
+
+# Flags a completed run other than :run raised under :rule.
+_EARLIER_JOIN = (
+    "FROM {flags} AS f JOIN {runs} AS w ON f.audit_run_id = w.audit_run_id "
+    "WHERE w.workflow_status = 'completed' AND f.rule = :rule AND f.audit_run_id <> :run"
+)
+_EARLIER = "SELECT count(*) " + _EARLIER_JOIN
+_EARLIER_IDS = "SELECT DISTINCT f.transaction_id " + _EARLIER_JOIN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagsWritten:
+    """What `FlagStore.add_from_query` did for one rule."""
+
+    written: int  # new flags
+    repeated: int  # findings not flagged again: a completed run already flagged them
+    stored: int  # this run's flags under the rule now (with any from an earlier attempt)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,6 +341,172 @@ class FlagStore:
                 columns[column] = hits.column(column)
         await self.warehouse.insert_arrow(self.table, pa.table(columns))
         return n
+
+    async def add_from_query(
+        self,
+        source: DatabricksClient,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        audit_run_id: str,
+        rule: str,
+        risk_level: str,
+        confidence_score: float,
+        title: str,
+        detected_by: str = "sql-rules",
+        skip_flagged_before: bool = False,
+        runs_table: str = "workflow_state",
+    ) -> FlagsWritten:
+        """Flag every row ``sql`` (a rule's query, Databricks SQL) returns on ``source``.
+
+        When the flags table lives in ``source``'s engine (the same client, or a results
+        file attached to the local warehouse, `DatabricksClient.attach`) this is one
+        ``INSERT INTO flags ... SELECT`` run there, with each flag's stable id computed in
+        the engine (`flag_sql`): no finding crosses into Python. Otherwise the findings
+        come back as one Arrow table and go in with `add_table`.
+
+        The rows need ``transaction_id``, ``amount`` and ``detail``; ``vendor_name``,
+        ``department`` and ``transaction_date`` are kept when returned. Ids already
+        stored for this run are left alone, so a rule re-run after an interruption writes
+        nothing twice. ``skip_flagged_before``: no flag for a transaction that a completed
+        run (a ``completed`` row in ``runs_table``) already flagged under ``rule``; those
+        are counted in `FlagsWritten.repeated`.
+        """
+        from audit_core.warehouse._sql import output_columns
+
+        prototype = validate(
+            Flag(
+                audit_run_id=audit_run_id,
+                transaction_id="-",
+                risk_level=risk_level,
+                confidence_score=confidence_score,
+                explanation="-",
+                rule=rule,
+                title=title,
+                detected_by=detected_by,
+            )
+        )
+        returned = set(output_columns(sql))
+        missing = [c for c in ("transaction_id", "detail") if c not in returned]
+        if missing:
+            raise InvalidFlagError(f"rule {rule!r} returns no {', '.join(missing)} column")
+        bound = {**params, **flag_params(audit_run_id, rule)}
+        flags = source.table_name_in(self.warehouse, self.table)
+        runs = source.table_name_in(self.warehouse, runs_table)
+        if flags is None or runs is None:  # two engines: the findings travel as Arrow
+            return await self._add_across(
+                source, sql, bound, prototype, skip_flagged_before, runs_table
+            )
+        key = {"run": audit_run_id, "rule": rule}
+        stored = await self._count(
+            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule", key
+        )
+        before = 0
+        if skip_flagged_before:
+            before = await self._count(_EARLIER.format(flags=self.table, runs=runs_table), key)
+        guards = []
+        if stored:
+            guards.append(f"NOT EXISTS (SELECT 1 FROM {flags} AS f WHERE f.flag_id = hits.flag_id)")
+        repeated = 0
+        if before:
+            earlier = (
+                f"EXISTS (SELECT 1 FROM {flags} AS f JOIN {runs} AS w "
+                "ON f.audit_run_id = w.audit_run_id WHERE w.workflow_status = 'completed' "
+                "AND f.rule = :flag_rule AND f.audit_run_id <> :flag_run "
+                "AND f.transaction_id = CAST(hits.transaction_id AS STRING))"
+            )
+            found = await source.query_arrow(
+                f"SELECT count(*) AS n FROM ({flag_sql(sql)}) AS hits WHERE {earlier}", bound
+            )
+            repeated = int(found.column(0)[0].as_py() or 0)
+            guards.append(f"NOT {earlier}")
+        names = ["flag_id", "transaction_id", "explanation", "audit_run_id", "rule"]
+        values = [
+            "hits.flag_id",
+            "CAST(hits.transaction_id AS STRING)",
+            "hits.detail",
+            ":flag_run",
+            ":flag_rule",
+        ]
+        constants = {
+            "severity_level": prototype.severity_level,
+            "risk_level": risk_level,
+            "confidence_score": prototype.confidence_score,
+            "title": title,
+            "detected_by": detected_by,
+        }
+        for column, value in constants.items():
+            names.append(column)
+            values.append(f":flag_{column}")
+            bound[f"flag_{column}"] = value
+        for column in ("amount", "vendor_name", "department", "transaction_date"):
+            if column in returned:
+                names.append(column)
+                values.append(f"hits.{column}")
+        insert = (
+            f"INSERT INTO {flags} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"FROM ({flag_sql(sql)}) AS hits" + (f" WHERE {' AND '.join(guards)}" if guards else "")
+        )
+        try:
+            await source.execute(insert, bound)
+        except QueryError as exc:
+            if "NOT NULL" in str(exc).upper():
+                raise InvalidFlagError(
+                    f"rule {rule!r} returned rows without a transaction_id or an "
+                    f"explanation (detail): {str(exc).split(chr(10), 1)[0]}"
+                ) from None
+            raise
+        total = await self._count(
+            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule", key
+        )
+        return FlagsWritten(written=total - stored, repeated=repeated, stored=total)
+
+    async def _count(self, sql: str, params: Mapping[str, Any]) -> int:
+        table = await self.warehouse.query_arrow(sql, params)
+        return int(table.column(0)[0].as_py() or 0) if table.num_rows else 0
+
+    async def _add_across(
+        self,
+        source: DatabricksClient,
+        sql: str,
+        bound: dict[str, Any],
+        prototype: Flag,
+        skip_flagged_before: bool,
+        runs_table: str,
+    ) -> FlagsWritten:
+        """`add_from_query` when the flags table is in another engine."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rule = prototype.rule or ""
+        run = prototype.audit_run_id
+        hits = await source.query_arrow(flag_sql(sql), bound)
+        seen: list[str] = []
+        repeated = 0
+        if skip_flagged_before:
+            earlier = await self.warehouse.query_arrow(
+                _EARLIER_IDS.format(flags=self.table, runs=runs_table), {"run": run, "rule": rule}
+            )
+            seen = earlier.column(0).to_pylist()
+            if seen:
+                ids = hits.column("transaction_id").cast(pa.string())
+                repeated = int(pc.sum(pc.is_in(ids, pa.array(seen, pa.string()))).as_py() or 0)
+        written = await self.add_table(
+            hits,
+            audit_run_id=run,
+            rule=rule,
+            risk_level=prototype.risk_level or "INFO",
+            confidence_score=prototype.confidence_score or 0.0,
+            title=prototype.title or "",
+            detected_by=prototype.detected_by or "sql-rules",
+            skip_existing=True,
+            exclude_transactions=seen,
+        )
+        stored = await self._count(
+            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule",
+            {"run": run, "rule": rule},
+        )
+        return FlagsWritten(written=written, repeated=repeated, stored=stored)
 
     async def pending(self, limit: int = 100, *, audit_run_id: str | None = None) -> list[Flag]:
         """Flags awaiting review, most severe and most recent first."""

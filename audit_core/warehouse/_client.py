@@ -172,6 +172,40 @@ class DatabricksClient(AsyncLifecycle):
             connect = connector_factory(host, warehouse_id, token)
         return cls(DatabricksBackend(connect, host=host or "<injected>"), **options)
 
+    def attach(
+        self, database: str | Path, *, alias: str = "results", **options: Unpack[ClientOptions]
+    ) -> DatabricksClient:
+        """A client on the DuckDB file ``database``, run by this local client's engine.
+
+        Locally this is what a Databricks catalog gives for free: the flags table beside
+        the gold tables. A statement on this client can read the fixtures and write the
+        file in one go (name the file's tables ``alias.main.table``; see `table_name_in`),
+        so findings never leave the engine. The returned client sees the file's tables by
+        their bare names. Call it before the first statement; close both clients (the
+        engine closes with the last).
+        """
+        from audit_core.warehouse._local import LocalBackend
+
+        if not isinstance(self._backend, LocalBackend):
+            raise ConfigError(
+                f"attach() needs the local warehouse; this client is {self.backend!r}"
+            )
+        self._check_open()
+        return type(self)(self._backend.attach(database, alias), **options)
+
+    def table_name_in(self, other: DatabricksClient, table: str) -> str | None:
+        """How a statement on this client names ``other``'s ``table``: ``table`` itself
+        when both are one client, ``alias.main.table`` when ``other`` was attached to
+        this client's engine (`attach`), None when they run on different engines."""
+        if other is self:
+            return table
+        from audit_core.warehouse._local import AttachedBackend
+
+        theirs = other._backend
+        if isinstance(theirs, AttachedBackend) and theirs.engine is self._backend:
+            return f"{theirs.alias}.{table}" if "." in table else f"{theirs.alias}.main.{table}"
+        return None
+
     @classmethod
     def spark(
         cls,

@@ -3,6 +3,13 @@
 The database is a sandbox: once the fixtures are loaded, external access (files, the
 network, extensions) is switched off and the configuration locked, so no statement can
 read ``/etc/passwd``, ``COPY`` a table out, ``ATTACH`` a file or turn the switch back on.
+
+A results file (flags, the audit trail) can be attached to the same engine before it
+opens (`LocalBackend.attach`), the way Databricks keeps the flags table in the catalog
+that holds the gold tables: one statement then reads the fixtures and writes the file,
+``INSERT INTO results.main.flags SELECT ... FROM gold.recent_transactions``, and no row
+leaves the engine. The attached file is also served as a backend of its own
+(`AttachedBackend`), whose connections see its tables by their bare names.
 """
 
 from __future__ import annotations
@@ -108,6 +115,29 @@ class LocalBackend:
         self._db: Any = None
         self._init_lock = threading.Lock()
         self.tables: dict[str, int] = {}
+        self._attached: dict[str, str] = {}  # alias -> DuckDB file, attached on open
+        self._users = 1  # this backend and every AttachedBackend on it
+
+    def attach(self, database: str | Path, alias: str) -> AttachedBackend:
+        """``database`` (a DuckDB file, made if missing) attached to this engine as
+        ``alias`` when it opens; the returned backend runs statements on that file.
+
+        Only before the engine opens (the sandbox then locks ``ATTACH`` away); the engine
+        closes when this backend and every attached one have shut down.
+        """
+        if not alias.isidentifier() or alias.lower() in ("memory", "main", "temp", "system"):
+            raise ConfigError(f"cannot attach a database as {alias!r}: not a free identifier")
+        path = Path(database).expanduser()
+        with self._init_lock:
+            if self._db is not None:
+                raise ConfigError(
+                    f"attach {path} before the local warehouse runs its first statement"
+                )
+            if alias in self._attached:
+                raise ConfigError(f"a database is already attached as {alias!r}")
+            self._attached[alias] = str(path)
+            self._users += 1
+        return AttachedBackend(self, alias, str(path))
 
     # connections (called on worker threads) ------------------------------------------
 
@@ -132,6 +162,14 @@ class LocalBackend:
                         # engine read that one folder, and nothing else.
                         folder = _sql_literal(str(self.fixtures_dir.resolve()) + "/")
                         db.execute(f"SET allowed_directories = [{folder}]")
+                    for alias, path in self._attached.items():
+                        Path(path).parent.mkdir(parents=True, exist_ok=True)
+                        try:
+                            db.execute(f"ATTACH {_sql_literal(path)} AS {alias}")
+                        except duckdb.Error as exc:
+                            raise ConfigError(
+                                f"cannot open DuckDB database {path}: {exc}"
+                            ) from None
                     for statement in SANDBOX:
                         db.execute(statement)
                 except BaseException:
@@ -232,7 +270,8 @@ class LocalBackend:
 
     def shutdown(self) -> None:
         with self._init_lock:
-            if self._db is not None:
+            self._users -= 1
+            if self._users <= 0 and self._db is not None:
                 self._db.close()
                 self._db = None
 
@@ -265,6 +304,44 @@ class LocalBackend:
         rows = conn.execute(
             "SELECT CASE WHEN table_schema = 'main' THEN table_name "
             "ELSE table_schema || '.' || table_name END FROM information_schema.tables "
-            "ORDER BY 1"
+            "WHERE table_catalog = current_database() ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
+
+
+class AttachedBackend:
+    """A DuckDB file attached to a `LocalBackend`'s engine, run as a backend of its own:
+    its connections are the engine's, with the file as their default catalog."""
+
+    name = "local"
+    fixtures_dir: Path | None = None
+
+    def __init__(self, engine: LocalBackend, alias: str, database: str) -> None:
+        self.engine = engine
+        self.alias = alias
+        self.database = database
+
+    def connect(self) -> Any:
+        conn = self.engine.connect()
+        conn.execute(f"USE {self.alias}")
+        return conn
+
+    def run(
+        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+    ) -> Any:
+        return self.engine.run(conn, sql, params, want, native)
+
+    def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
+        self.engine.run_many(conn, sql, rows)
+
+    def insert_arrow(self, conn: Any, table: str, data: Any) -> None:
+        self.engine.insert_arrow(conn, table, data)
+
+    def cancel(self, conn: Any) -> None:
+        conn.interrupt()
+
+    def close(self, conn: Any) -> None:
+        conn.close()
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()

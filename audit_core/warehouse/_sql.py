@@ -73,6 +73,23 @@ def tables_in(sql: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
+def output_columns(sql: str) -> tuple[str, ...]:
+    """The names of the columns a query returns, lower-cased (``SELECT a, b AS c``: a, c);
+    empty when it does not parse or is not a query."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read=_dialect())
+    except SqlglotError:
+        return ()
+    if not isinstance(tree, exp.Query):
+        return ()
+    return tuple(name.lower() for name in tree.named_selects)
+
+
+@lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
 def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -> Prepared:
     """Transpile one Databricks statement to DuckDB; ``:name`` markers become ``$name``."""
     import sqlglot
