@@ -12,6 +12,9 @@ lines from audit-core's loggers (only theirs).
 Events are named ``"audit_core.<area>.<event>"`` with keyword fields. Prompt text,
 responses and query parameter values are never logged as such: `fingerprint` gives
 their length and a short hash instead.
+Secrets are masked by value too: any 8-character stretch of one registered with
+`register_secret` (each LLM client registers its key while open) goes from every event,
+whatever echoed it.
 """
 
 from __future__ import annotations
@@ -22,20 +25,28 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
 
 __all__ = [
+    "SECRET_WINDOW",
+    "Shingles",
     "capture_logs",
     "configure_logging",
     "fingerprint",
+    "forget_secret",
     "get_logger",
+    "mask_spans",
     "redact_secrets",
     "redact_text",
+    "register_secret",
     "reset_logging",
+    "shared_runs",
 ]
 
 _SECRET_KEY = re.compile(r"token|api_key|apikey|authorization|password|passwd|secret", re.I)
@@ -49,8 +60,164 @@ _EVENT_ATTR = "audit_core_event"
 _HEAD = frozenset({"event", "log_level", "logger_name"})
 
 
+# The shortest stretch of a registered secret masked wherever it appears: an endpoint
+# that hides only a key's tail ("sk-or-v1-ab12...****") shows no 8 characters of it.
+# Shorter stretches are left alone (too many ordinary words share 7); a secret shorter
+# than the window is masked whole, and one under _MIN_SECRET not at all.
+SECRET_WINDOW = 8
+_MIN_SECRET = 4
+
+
+def _windows(text: str, k: int, step: int = 1) -> Iterator[str]:
+    """The ``k``-character windows of ``text`` starting every ``step`` (sliced in C)."""
+    n = len(text)
+    return map(text.__getitem__, map(slice, range(0, n - k + 1, step), range(k, n + 1, step)))
+
+
+def _runs(text: str, k: int, shared: set[str]) -> list[tuple[int, int]]:
+    """The maximal runs of ``text`` covered by its ``k``-windows that are in ``shared``."""
+    found: list[tuple[int, int]] = []
+    start = end = -1
+    for i, window in enumerate(_windows(text, k)):
+        if window in shared:
+            if i > end:
+                if end >= 0:
+                    found.append((start, end))
+                start = i
+            end = i + k
+    if end >= 0:
+        found.append((start, end))
+    return found
+
+
+def shared_runs(text: str, values: Iterable[str], k: int) -> list[tuple[int, int]]:
+    """The runs of ``text`` sharing ``k`` or more characters with one of ``values``.
+
+    ``text`` is the one indexed, so a long value (a whole prompt) costs a pass in C and
+    no memory; use `Shingles` to look for a few short values in many texts.
+    """
+    if len(text) < k:
+        return []
+    step = max(1, k // 3)
+    probes = set(_windows(text, k - step + 1))
+    own = set(_windows(text, k))
+    shared: set[str] = set()
+    for value in values:
+        # A run of k shared characters holds a shorter shared window at some multiple of
+        # step in value: one probe per step finds most values share nothing, cheaply.
+        if not probes.isdisjoint(_windows(value, k - step + 1, step)):
+            shared.update(own.intersection(_windows(value, k)))
+    return _runs(text, k, shared) if shared else []
+
+
+class Shingles:
+    """Finds, in any text, every stretch shared with some short secret values.
+
+    A stretch is shared when it is a run of ``k`` or more characters that also occurs in
+    one of the values. Each such run is covered by windows of exactly ``k`` characters of
+    that value, so one pass with a set of the values' windows finds them all, in time
+    linear in the text. A value shorter than ``k`` is looked for whole.
+    """
+
+    __slots__ = ("_probes", "_step", "_whole", "_windows", "k")
+
+    def __init__(self, k: int, values: Iterable[str] = ()) -> None:
+        self.k = k
+        # Every run of k shared characters holds, at a multiple of _step, a shorter
+        # window of a value: probing those first makes the usual miss cheap.
+        self._step = max(1, k // 2)
+        self._windows: set[str] = set()
+        self._probes: set[str] = set()
+        self._whole: set[str] = set()
+        for value in values:
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        if len(value) >= self.k:
+            self._windows.update(_windows(value, self.k))
+            self._probes.update(_windows(value, self.k - self._step + 1))
+        elif value:
+            self._whole.add(value)
+
+    def __bool__(self) -> bool:
+        return bool(self._windows or self._whole)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` runs of ``text`` shared with a value (may overlap)."""
+        found: list[tuple[int, int]] = []
+        probe = self.k - self._step + 1
+        if self._probes and not self._probes.isdisjoint(_windows(text, probe, self._step)):
+            found = _runs(text, self.k, self._windows)
+        for value in self._whole:
+            at = text.find(value)
+            while at >= 0:
+                found.append((at, at + len(value)))
+                at = text.find(value, at + 1)
+        return found
+
+
+def mask_spans(text: str, spans: Iterable[tuple[int, int]], marker: str = "***") -> str:
+    """``text`` with each run of overlapping or touching ``spans`` replaced by ``marker``."""
+    out: list[str] = []
+    shown = 0  # text[:shown] is accounted for in out
+    start = end = -1  # the run being merged
+    for at, until in sorted(spans):
+        if at > end:
+            if end >= 0:
+                out += (text[shown:start], marker)
+                shown = end
+            start = at
+        end = max(end, until)
+    if end >= 0:
+        out += (text[shown:start], marker)
+        shown = end
+    out.append(text[shown:])
+    return "".join(out)
+
+
+# Secrets registered by the clients that hold them (refcounted: two clients may share a
+# key). Readers take the current Shingles without a lock; a change builds a new one.
+_registry_lock = threading.Lock()
+_registered: Counter[str] = Counter()
+_known = Shingles(SECRET_WINDOW)
+
+
+def _rebuild() -> None:
+    global _known
+    _known = Shingles(SECRET_WINDOW, _registered)
+
+
+def register_secret(value: str) -> None:
+    """Mask every 8-character stretch of ``value`` (all of it, if shorter) in each redacted
+    text and log event, until `forget_secret`. Values under 4 characters are ignored."""
+    if len(value) < _MIN_SECRET:
+        return
+    with _registry_lock:
+        _registered[value] += 1
+        if _registered[value] == 1:
+            _rebuild()
+
+
+def forget_secret(value: str) -> None:
+    """Undo one `register_secret` of ``value``."""
+    with _registry_lock:
+        if _registered[value] <= 0:
+            _registered.pop(value, None)
+            return
+        _registered[value] -= 1
+        if not _registered[value]:
+            del _registered[value]
+            _rebuild()
+
+
 def redact_text(text: str) -> str:
-    """``text`` with bearer tokens, API-key shapes and URL passwords replaced by ``***``."""
+    """``text`` with registered secrets (any 8-character stretch of one), bearer tokens,
+    API-key shapes and URL passwords replaced by ``***``."""
+    known = _known
+    if known:
+        spans = known.spans(text)
+        if spans:
+            text = mask_spans(text, spans, REDACTED)
     text = _BEARER.sub(r"\1 " + REDACTED, text)
     text = _KEY_SHAPES.sub(REDACTED, text)
     return _URL_PASSWORD.sub(r"\1" + REDACTED + "@", text)

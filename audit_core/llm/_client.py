@@ -25,7 +25,7 @@ import httpx
 
 from audit_core import _constants as C
 from audit_core._lifecycle import AsyncLifecycle
-from audit_core._logging import fingerprint, get_logger
+from audit_core._logging import fingerprint, forget_secret, get_logger, register_secret
 from audit_core._settings import resolve_settings
 from audit_core.errors import ConfigError, LLMError, LLMResponseError, LLMTimeoutError
 from audit_core.llm._accounting import Accountant, Billed
@@ -253,6 +253,10 @@ class AsyncLLMClient(AsyncLifecycle):
             self._http = _http_client(transport, headers, max_concurrency, timeout_s)
             self._headers = None  # already the client's defaults
             self._owns_resources = True
+        if self._api_key:
+            # Until aclose, no 8 characters of the key show in any audit-core log event,
+            # whatever the endpoint echoes (an id, a header, a message).
+            register_secret(self._api_key)
 
     @classmethod
     def from_settings(
@@ -277,6 +281,8 @@ class AsyncLLMClient(AsyncLifecycle):
         return cls(**options)
 
     async def _aclose_resources(self) -> None:
+        if self._api_key:
+            forget_secret(self._api_key)
         await self._in_flight.cancel_all()
         if self._owns_resources:
             await self._http.aclose()

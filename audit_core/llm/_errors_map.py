@@ -20,18 +20,21 @@ error object in a 200 (numeric code)        as its code, else response      as c
 
 ``x-should-retry`` from the server overrides the column. The retry policy reads only
 the public attributes set here (``transient``, ``retry_after_s``, ``status_code``).
-Every message is redacted by value (`Redactor`): the client's key, whatever its shape,
-and the request's message text never reach ``str(exc)``.
+Every message (and the endpoint's request id) is redacted by value (`Redactor`): no
+stretch of 8+ characters of the client's key, whatever its shape, and no run of 12+
+characters of the request's message text reaches ``str(exc)``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from audit_core._logging import redact_text
+from audit_core._logging import SECRET_WINDOW, Shingles, mask_spans, redact_text, shared_runs
 from audit_core.errors import (
     LLMAuthError,
     LLMConnectionError,
@@ -59,10 +62,16 @@ _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522,
 # Error codes given as strings inside a 200 (mid-stream), worth another attempt.
 _TRANSIENT_CODES = frozenset({"server_error", "rate_limit_exceeded", "overloaded", "timeout"})
 _MESSAGE_MAX = 300
-# Pieces of a message shorter than this are not redacted on their own (too common).
+# Prompt text is masked wherever the error shares a run of 12+ characters with it: long
+# enough that a provider's own wording rarely matches a prompt by chance (a run that
+# long is about three words), short enough to catch a clipped or partial echo. Shorter
+# echoes are caught as whole words and lines of 8+ characters, or the whole prompt.
+_PROMPT_WINDOW = 12
 _MIN_SECRET_PIECE = 8
 _MIN_KEY = 4
 _MASK = "[redacted]"
+_PUNCTUATION = ".,;:!?\"'()[]{}"
+_LONG_WORD = re.compile(rf"\S{{{_MIN_SECRET_PIECE},}}")
 
 
 def message_texts(messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -79,36 +88,51 @@ def message_texts(messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(texts)
 
 
+def _with_escaped(value: str) -> tuple[str, ...]:
+    # An endpoint may echo a request body inside its message: quotes, backslashes and
+    # newlines then arrive escaped as in JSON.
+    escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+    return (value,) if escaped == value else (value, escaped)
+
+
 class Redactor:
     """Removes known values from text: the API key and a request's message contents.
 
-    The key goes whatever its shape. Each content is removed whole, line by line, and word
-    by word for words of at least eight characters, so an endpoint that echoes part of a
-    prompt leaks none of it. Built only when an error message needs it.
+    Any stretch of the key of 8+ characters goes (the whole key, if shorter), and any run
+    of 12+ characters shared with a message, so an endpoint that echoes part of a key or
+    a prompt leaks none of it. Shorter echoes of a message are caught as whole words and
+    lines of 8+ characters. Built only when an error message needs it.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_key", "_pieces", "_texts")
 
     def __init__(self, key: str | None, texts: Iterable[str] = ()) -> None:
-        pieces: set[str] = set()
-        for value in texts:
-            if not value:
-                continue
-            pieces.add(value)
-            for line in value.splitlines():
-                pieces.add(line.strip())
-            for word in value.split():
-                pieces.add(word.strip(".,;:!?\"'()[]{}"))
-        values = [p for p in pieces if len(p) >= _MIN_SECRET_PIECE]
+        self._key = Shingles(SECRET_WINDOW)
         if key and len(key) >= _MIN_KEY:
-            values.append(key)
-        self._values = sorted(values, key=len, reverse=True)
+            for form in _with_escaped(key):
+                self._key.add(form)
+        self._texts: list[str] = []
+        self._pieces = Shingles(_PROMPT_WINDOW)  # holds only pieces shorter than that
+        for value in texts:
+            for form in _with_escaped(value):
+                self._texts.append(form)
+                for piece in _short_pieces(form):
+                    self._pieces.add(piece)
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, _MASK)
+        spans = self._key.spans(text) + self._pieces.spans(text)
+        spans += shared_runs(text, self._texts, _PROMPT_WINDOW)
+        if spans:
+            text = mask_spans(text, spans, _MASK)
         return redact_text(text)
+
+
+def _short_pieces(value: str) -> Iterable[str]:
+    """Its whole, lines and words of 8 to 11 characters (longer ones go by windows)."""
+    lines = {line.strip() for line in value.splitlines() if len(line) >= _MIN_SECRET_PIECE}
+    words = {w.strip(_PUNCTUATION) for w in set(_LONG_WORD.findall(value))}
+    pieces = {value, value.strip(), *lines, *words}
+    return (p for p in pieces if _MIN_SECRET_PIECE <= len(p) < _PROMPT_WINDOW)
 
 
 def _server_message(error: Any, redact: Redactor) -> str:
@@ -117,6 +141,11 @@ def _server_message(error: Any, redact: Redactor) -> str:
         return ""
     text = redact(msg)
     return text if len(text) <= _MESSAGE_MAX else text[:_MESSAGE_MAX] + "..."
+
+
+def _redacted_id(request_id: str | None, redact: Redactor) -> str | None:
+    # The endpoint chooses its ids too; they are logged with the failure.
+    return redact(request_id) if request_id else request_id
 
 
 def _with_detail(prefix: str, detail: str) -> str:
@@ -173,7 +202,7 @@ def status_error(
         _with_detail(f"LLM endpoint returned HTTP {status} for model {model!r}", detail),
         model=model,
         status_code=status,
-        request_id=request_id,
+        request_id=_redacted_id(request_id, redact),
         retry_after_s=parse_retry_after(headers),
         transient=_status_transient(status, headers),
     )
@@ -203,7 +232,7 @@ def embedded_error(error: Any, *, model: str, redact: Redactor, request_id: str 
         ),
         model=model,
         status_code=status,
-        request_id=request_id,
+        request_id=_redacted_id(request_id, redact),
         transient=transient,
     )
 
