@@ -520,15 +520,18 @@ class DatabricksClient(AsyncLifecycle):
 
     async def get_last_audit_timestamp(self) -> datetime:
         """When the last completed audit finished (aware UTC); 2025-01-01 when there is none."""
+        from audit_core._arrow import first
+
         table = await self.query_arrow(LAST_AUDIT_SQL.format(table=self.state_table))
-        value = table.column(0)[0].as_py() if table.num_rows else None
+        value: Any = first(table)
         if value is None:
             return DEFAULT_LAST_AUDIT
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
     async def health(self) -> bool:
         """Whether the warehouse answers ``SELECT 1`` now."""
