@@ -418,11 +418,6 @@ def test_a_fractional_integer_column_is_tampering(copy: Copy, column: str) -> No
     assert_tampered(copy.verify(), LLM_ROW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="timestamp retyped TIMESTAMP_NS and moved by 400 ns verifies ok (canonical "
-    "form keeps microseconds)",
-)
 def test_a_nanosecond_timestamp_edit_is_tampering(copy: Copy) -> None:
     """A stored timestamp moved by 400 ns exits 1 at its row."""
     copy.tamper(
@@ -432,6 +427,65 @@ def test_a_nanosecond_timestamp_edit_is_tampering(copy: Copy) -> None:
         "WHERE log_sequence_number = 4",
     )
     assert_tampered(copy.verify(), 4)
+
+
+def test_a_nanosecond_timestamp_edit_is_tampering_keyed(keyed_copy: Copy) -> None:
+    """Keyed trail: a stored timestamp moved by 400 ns exits 1 at its row."""
+    keyed_copy.tamper(
+        *REBUILD,
+        "ALTER TABLE audit_trail ALTER timestamp TYPE TIMESTAMP_NS",
+        "UPDATE audit_trail SET timestamp = make_timestamp_ns(epoch_ns(timestamp) + 400) "
+        "WHERE log_sequence_number = 4",
+    )
+    assert_tampered(keyed_copy.verify(), 4)
+
+
+def test_a_nanosecond_timestamp_kept_as_text_is_tampering(copy: Copy) -> None:
+    """A timestamp retyped to text and given sub-microsecond digits exits 1 at its row."""
+    copy.tamper(
+        *REBUILD,
+        "ALTER TABLE audit_trail ALTER timestamp TYPE VARCHAR",
+        "UPDATE audit_trail SET timestamp = strftime(CAST(timestamp AS TIMESTAMPTZ) "
+        "AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S.%f') || '400+00' WHERE log_sequence_number = 4",
+    )
+    assert_tampered(copy.verify(), 4)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "column_type"),
+    [
+        ("audit_trail", "timestamp", "TIMESTAMP_NS"),
+        ("audit_trail", "timestamp", "VARCHAR"),
+        ("audit_trail", "llm_cost_dollars", "DOUBLE"),
+        ("audit_trail", "log_sequence_number", "DECIMAL(18,3)"),
+        ("audit_trail_heads", "row_count", "DOUBLE"),
+    ],
+)
+def test_a_retyped_column_is_tampering_even_with_no_value_moved(
+    copy: Copy, table: str, column: str, column_type: str
+) -> None:
+    """A column whose type is not the schema's exits 1 at entry 1, naming the column."""
+    rebuild = REBUILD if table == "audit_trail" else REBUILD_HEADS
+    copy.tamper(*rebuild, f"ALTER TABLE {table} ALTER {column} TYPE {column_type}")
+    result = copy.verify()
+    assert_tampered(result, 1)
+    assert f"{table}.{column} is " in result[1]
+
+
+def test_a_dropped_trail_column_is_tampering(copy: Copy) -> None:
+    """A trail column removed is a verdict at entry 1 naming it, not a query error."""
+    copy.tamper(*REBUILD, "ALTER TABLE audit_trail DROP COLUMN error_stack_trace")
+    result = copy.verify()
+    assert_tampered(result, 1)
+    assert "audit_trail.error_stack_trace is missing" in result[1]
+
+
+def test_trail_head_publishes_nothing_for_a_retyped_trail(copy: Copy) -> None:
+    """`trail head` vouches for the trail, so a retyped column gets no statement (exit 1)."""
+    copy.tamper(*REBUILD, "ALTER TABLE audit_trail ALTER timestamp TYPE TIMESTAMP_NS")
+    code, out, _ = _cli(["trail", "head", copy.run_id, "--out", str(copy.out)], None)
+    assert code == 1
+    assert "FAILED at entry 1:" in out
 
 
 def test_a_null_sequence_number_is_tampering(copy: Copy) -> None:

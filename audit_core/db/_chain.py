@@ -11,7 +11,9 @@ row of a run chains from 64 zeros. ``H`` is the row's ``hash_algorithm``:
   column names (``sequence_number``, ``recorded_at``, ``error``), which still verify.
 
 The canonical form survives a round trip through every database (UTC timestamps with
-microseconds, costs at 6 decimal places, integers as integers).
+microseconds, costs at 6 decimal places, integers as integers). It is strict: a stored
+value it cannot hold exactly (a nanosecond, a seventh cost digit, 3.5 as a count) reads
+as something no writer hashed, so a retyped column cannot hide an edit.
 
 A *head* is (rows, hash of the newest row, completed). The writer appends one to
 ``audit_trail_heads`` at every flush, so a tail cut off later, or a chain recomputed
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +70,7 @@ _V1_HASHED = (
 _INTEGERS = frozenset(("log_sequence_number", "execution_time_ms", "llm_tokens_used"))
 COST_PLACES = Decimal("0.000001")
 STATEMENT_KIND = "audit-core trail head"
+_FRACTION = re.compile(r"[.,](\d+)")  # the seconds' fraction in a time read as text
 
 
 def whole_number(value: Any) -> int | None:
@@ -86,14 +90,32 @@ def whole_number(value: Any) -> int | None:
     return int(number)
 
 
+def _timestamp(value: Any) -> str:
+    """UTC to the microsecond; a finer stored time is not one the trail wrote.
+
+    Both readings below would drop the extra digits silently: ``%f`` ignores a
+    ``pandas.Timestamp``'s nanoseconds (a TIMESTAMP_NS column), and ``fromisoformat``
+    truncates text past six fractional digits."""
+    if isinstance(value, datetime):
+        if getattr(value, "nanosecond", 0):
+            return f"not a microsecond time: {value!r}"
+        stamp = value
+    else:
+        text = str(value)
+        fraction = _FRACTION.search(text)
+        if fraction is not None and fraction.group(1)[6:].strip("0"):
+            return f"not a microsecond time: {value!r}"
+        stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _normal(column: str, value: Any) -> Any:
     if value is None:
         return None
     if column == "timestamp":
-        stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=UTC)
-        return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _timestamp(value)
     if column == "llm_cost_dollars":
         try:
             cost = Decimal(str(value))
@@ -388,6 +410,7 @@ def verify_chain(
     expected_rows: int | None = None,
     statement: TrailHead | None = None,
     state_head: TrailHead | None = None,
+    retyped: Sequence[str] = (),
 ) -> TrailVerification:
     """Check a run's rows (ordered by ``log_sequence_number``) against its heads.
 
@@ -396,6 +419,8 @@ def verify_chain(
     head kept in the run's workflow state. With ``key`` every entry must be an HMAC
     under it. A head kept outside the trail that says the run completed, while no
     completed head is stored with it, means stored heads were removed: tampered.
+    ``retyped`` describes columns whose type is not the schema's: tampered from row 1
+    on, unless a row that no longer matches its hash is named first.
     """
     check = _Check(rows, as_key(key))
     found = check.walk()
@@ -426,6 +451,12 @@ def verify_chain(
                 "but no completed head is stored with the trail"
             )
             return check.verdict("tampered", head.rows, problem, head_rows=head_rows)
+    if retyped:
+        problem = (
+            f"{'; '.join(retyped)}: a column's type was changed since the schema created it, "
+            "so no stored value can be vouched for"
+        )
+        return check.verdict("tampered", 1, problem, head_rows=head_rows)
     if latest is None:
         return check.verdict("incomplete", None, "no head recorded: the run never completed")
     if not latest.completed:

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,6 +43,8 @@ from audit_core.db._chain import (
     whole_number,
 )
 from audit_core.db._json import json_text
+from audit_core.db._layout import AUDIT_TRAIL, AUDIT_TRAIL_HEADS
+from audit_core.db._tables import translate
 from audit_core.errors import AuditTrailError, QueryError
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ __all__ = [
     "TRAIL_KEY_ENV",
     "AuditTrail",
     "Trace",
+    "column_drift",
     "read_head",
     "read_run",
     "read_state_head",
@@ -70,6 +73,8 @@ _HEAD_COLUMNS = (
     "completed",
     "recorded_at",
 )
+# How DuckDB's information_schema names a type the layout spells otherwise.
+_DUCKDB_TYPE_NAMES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -451,6 +456,34 @@ async def read_state_head(
     return TrailHead.from_state(audit_run_id, state) if isinstance(state, dict) else None
 
 
+async def column_drift(reader: Reader) -> tuple[list[str], list[str]]:
+    """The trail's and heads' columns in a DuckDB database that differ from the schema:
+    (missing, retyped), each as ``"audit_trail.output_summary"`` and
+    ``"audit_trail.timestamp is TIMESTAMP_NS, not TIMESTAMP WITH TIME ZONE"``.
+
+    The writer never changes a type; a table rebuilt with a wider one can hold values
+    the canonical form would read as the ones that were hashed.
+    """
+    found = await reader.query_arrow(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_name IN (:trail, :heads) AND table_catalog = current_database() "
+        "AND table_schema = current_schema()",  # the tables read, not a same-named copy
+        {"trail": AUDIT_TRAIL.name, "heads": AUDIT_TRAIL_HEADS.name},
+    )
+    types = {(r["table_name"], r["column_name"]): r["data_type"] for r in found.to_pylist()}
+    missing, retyped = [], []
+    for table in (AUDIT_TRAIL, AUDIT_TRAIL_HEADS):
+        for column in table.columns:
+            wanted = translate(column.pg_type, "duckdb")
+            wanted = _DUCKDB_TYPE_NAMES.get(wanted, wanted)
+            actual = types.get((table.name, column.name))
+            if actual is None:
+                missing.append(f"{table.name}.{column.name}")
+            elif actual != wanted:
+                retyped.append(f"{table.name}.{column.name} is {actual}, not {wanted}")
+    return missing, retyped
+
+
 async def verify_run(
     reader: Reader,
     audit_run_id: str,
@@ -461,11 +494,13 @@ async def verify_run(
     table: str = "audit_trail",
     heads_table: str = HEADS_TABLE,
     state_table: str | None = STATE_TABLE,
+    retyped: Sequence[str] = (),
 ) -> TrailVerification:
     """Verify a stored run from any process (see `verify_chain` for the checks).
 
     The run's heads, and the head kept in its workflow state (unless ``state_table`` is
-    None), are checked along with ``statement``.
+    None), are checked along with ``statement``; ``retyped`` is what `column_drift`
+    found.
     """
     rows, heads = await read_run(reader, audit_run_id, table=table, heads_table=heads_table)
     state_head = None
@@ -478,6 +513,7 @@ async def verify_run(
         expected_rows=expected_rows,
         statement=statement,
         state_head=state_head,
+        retyped=retyped,
     )
     return replace(result, audit_run_id=audit_run_id)
 

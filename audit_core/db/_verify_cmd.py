@@ -29,7 +29,7 @@ from audit_core.db._flags import Flag, FlagFilter, count_flags, find_flags
 from audit_core.db._layout import SCHEMA_VERSION
 from audit_core.db._migration import schema_version
 from audit_core.db._reader import ReadOnlyResults
-from audit_core.db._trail import TRAIL_KEY_ENV, read_head, verify_run
+from audit_core.db._trail import TRAIL_KEY_ENV, column_drift, read_head, verify_run
 from audit_core.errors import ConfigError, TrailVerificationError
 
 __all__ = [
@@ -85,6 +85,24 @@ async def _missing_tables(results: ReadOnlyResults, names: tuple[str, ...]) -> l
     return [name for name in names if name not in present]
 
 
+async def _catalog(results: ReadOnlyResults) -> tuple[str | None, list[str]]:
+    """(why the trail cannot be checked at all, or None; its retyped columns).
+
+    A schema-v2 file always has both tables with every column: one was dropped, and
+    nothing from the first entry on can be vouched for."""
+    gone = await _missing_tables(results, ("audit_trail", "audit_trail_heads"))
+    retyped: list[str] = []
+    if not gone:
+        gone, retyped = await column_drift(results)
+    if not gone:
+        return None, retyped
+    unreadable = (
+        f"FAILED at entry 1: {', '.join(gone)} is missing from {results.path}; "
+        "the trail cannot be checked against its heads"
+    )
+    return unreadable, retyped
+
+
 async def _has_trail(results: ReadOnlyResults, run_id: str) -> bool:
     found = await results.query_arrow(
         "SELECT count(*) AS n FROM audit_trail WHERE audit_run_id = :run", {"run": run_id}
@@ -130,17 +148,12 @@ async def trail_verify_command(
                 f"{head_file} is the head of run {statement.audit_run_id!r}, not {run_id!r}"
             )
     async with await _open(out) as results:
-        gone = await _missing_tables(results, ("audit_trail", "audit_trail_heads"))
-        if gone:
-            # A schema-v2 file always has both: one was dropped, and nothing from the
-            # first entry on can be vouched for.
-            return EXIT_TAMPERED, (
-                f"FAILED at entry 1: the {', '.join(gone)} table is missing from "
-                f"{results.path}; the trail cannot be checked against its heads"
-            )
+        unreadable, retyped = await _catalog(results)
+        if unreadable is not None:
+            return EXIT_TAMPERED, unreadable
         if not await _has_trail(results, run_id):
             raise ConfigError(f"no audit trail for run {run_id!r}")
-        result = await verify_run(results, run_id, key=key, statement=statement)
+        result = await verify_run(results, run_id, key=key, statement=statement, retyped=retyped)
     code, text = _describe(result)
     if statement is not None and code != EXIT_TAMPERED:
         text += f"; matches the published head at row {statement.rows}"
@@ -154,9 +167,12 @@ async def trail_head_command(out: Path, run_id: str, *, key: str | None = None) 
     for everything up to it.
     """
     async with await _open(out) as results:
+        unreadable, retyped = await _catalog(results)
+        if unreadable is not None:
+            return EXIT_TAMPERED, unreadable
         if not await _has_trail(results, run_id):
             raise ConfigError(f"no audit trail for run {run_id!r}")
-        result = await verify_run(results, run_id, key=key)
+        result = await verify_run(results, run_id, key=key, retyped=retyped)
         head = await read_head(results, run_id)
     if result.status == "tampered":
         return _describe(result)
