@@ -9,6 +9,12 @@ case reserved: a body that is not JSON or not an object, usage that fails valida
 and a successful answer with no usage at all ("unpriced"). Without a
 budget nothing is reserved, so those are counted in ``unpriced_calls`` at $0. A reply
 that costs more than its reservation is recorded at its real cost, as an overrun.
+
+After a reply on a model costs more than its request bounds, no call on that model is
+sent whose cost, scaled by the worst ratio seen (and at least the dearest overrun),
+does not fit what is left, with calls in flight held to the same figure. Replies
+already sent when the first overrun shows are billed as the endpoint chooses: a budget
+is kept exactly only by endpoints that honour ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ _log = get_logger("audit_core.llm")
 # Per-message framing tokens added by chat templates; generous, for the budget's worst case.
 _FRAMING_TOKENS_PER_MESSAGE = 8
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -76,6 +83,8 @@ class Accountant:
         self.metrics = metrics
         self._api_key = api_key
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # Per model: the largest cost / bound ratio and the largest cost seen overrunning.
+        self._overruns: dict[str, tuple[Decimal, Decimal]] = {}
 
     def meters(self, model: str, agent: str) -> tuple[Any, ...]:
         key = (model, agent)
@@ -103,10 +112,30 @@ class Accountant:
         assert req.max_tokens is not None  # _prepare bounds every budgeted request
         worst = price.cost(_worst_case_prompt_tokens(req.payload, req.n_messages), req.max_tokens)
         try:
-            return self.ledger.reserve(worst, model=req.model)
+            return self.ledger.reserve(
+                self._expected(req.model, worst), model=req.model, worst=worst
+            )
         except LLMError:
             self.metrics.llm_requests.labels(req.model, "-", "budget_exceeded").inc()
             raise
+
+    def _expected(self, model: str, worst: Decimal) -> Decimal:
+        """What a call bounded by ``worst`` may cost, given the overruns seen on ``model``."""
+        seen = self._overruns.get(model)
+        if seen is None:
+            return worst
+        ratio, largest = seen
+        return max(worst * ratio, largest, worst)
+
+    def _learn_overrun(self, model: str, cost: Decimal, worst: Decimal) -> None:
+        """A reply cost more than its request bounds (an endpoint ignoring ``max_tokens``,
+        a price above the table's): from now on calls on ``model`` reserve as much, scaled
+        to their own bound, and calls already in flight are held to it too."""
+        ratio, largest = self._overruns.get(model, (_ONE, _ZERO))
+        if worst > 0:
+            ratio = max(ratio, cost / worst)
+        self._overruns[model] = (ratio, max(largest, cost))
+        self.ledger.top_up(model, lambda r: self._expected(model, r.worst))
 
     def unverified(
         self, req: Request, reservation: Reservation | None, what: str, request_id: str | None
@@ -149,6 +178,8 @@ class Accountant:
             source=source,
             failed=failed,
         )
+        if reservation is not None and cost is not None and cost > reservation.worst:
+            self._learn_overrun(req.model, cost, reservation.worst)
         if overrun:
             self.metrics.llm_budget_overruns.labels(req.model).inc()
             _log.warning(

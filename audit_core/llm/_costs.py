@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,12 +16,18 @@ _ZERO = Decimal(0)
 
 
 class Reservation:
-    """A call's worst-case cost, held against the budget until the call settles."""
+    """A call's expected worst cost, held against the budget until the call settles.
 
-    __slots__ = ("amount", "open")
+    ``worst`` is what the request itself bounds (its bytes and ``max_tokens``); ``amount``
+    may be more, once replies on ``model`` have been seen to overrun that bound.
+    """
 
-    def __init__(self, amount: Decimal) -> None:
+    __slots__ = ("amount", "model", "open", "worst")
+
+    def __init__(self, amount: Decimal, *, model: str = "", worst: Decimal | None = None) -> None:
         self.amount = amount
+        self.model = model
+        self.worst = amount if worst is None else worst
         self.open = True
 
 
@@ -36,6 +43,7 @@ class CostLedger:
         self._lock = threading.Lock()
         self.total_usd = _ZERO
         self.reserved_usd = _ZERO
+        self._open: set[Reservation] = set()
         self.by_model: dict[str, Decimal] = defaultdict(lambda: _ZERO)
         self.by_agent: dict[str, Decimal] = defaultdict(lambda: _ZERO)
         self.calls = 0
@@ -65,8 +73,11 @@ class CostLedger:
             return None
         return self.budget_usd - self.total_usd - self.reserved_usd
 
-    def reserve(self, amount: Decimal, *, model: str) -> Reservation | None:
-        """Hold ``amount`` against the budget or raise `LLMBudgetExceededError`."""
+    def reserve(
+        self, amount: Decimal, *, model: str, worst: Decimal | None = None
+    ) -> Reservation | None:
+        """Hold ``amount`` against the budget or raise `LLMBudgetExceededError`
+        (``worst``: the request's own bound, when ``amount`` allows for overruns)."""
         if self.budget_usd is None:
             return None
         with self._lock:
@@ -80,7 +91,24 @@ class CostLedger:
                     remaining_usd=max(remaining, _ZERO),
                 )
             self.reserved_usd += amount
-        return Reservation(amount)
+            reservation = Reservation(amount, model=model, worst=worst)
+            self._open.add(reservation)
+        return reservation
+
+    def top_up(self, model: str, amount_for: Callable[[Reservation], Decimal]) -> None:
+        """Raise each open reservation on ``model`` to ``amount_for(it)`` where that is more.
+
+        For calls already sent when a reply showed ``model`` costs more than requests
+        bound: they are now expected to cost that too, so what is left for new calls
+        shrinks at once (below zero if they will overrun the budget between them).
+        """
+        with self._lock:
+            for reservation in self._open:
+                if reservation.model == model:
+                    more = amount_for(reservation) - reservation.amount
+                    if more > 0:
+                        reservation.amount += more
+                        self.reserved_usd += more
 
     def release(self, reservation: Reservation | None) -> None:
         """Give back a reservation whose call cost nothing (it failed)."""
@@ -88,6 +116,7 @@ class CostLedger:
             return
         with self._lock:
             reservation.open = False
+            self._open.discard(reservation)
             self.reserved_usd -= reservation.amount
 
     def record(
@@ -109,6 +138,7 @@ class CostLedger:
             overrun = False
             if reservation is not None and reservation.open:
                 reservation.open = False
+                self._open.discard(reservation)
                 self.reserved_usd -= reservation.amount
                 overrun = cost is not None and cost > reservation.amount
                 self.overruns += overrun
