@@ -508,11 +508,6 @@ def test_a_dropped_heads_table_is_tampering(copy: Copy) -> None:
     assert_tampered(copy.verify())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relabelling an unkeyed trail as hmac-sha256 (rows, heads, state head: plain "
-    "UPDATEs, no hash computed) turns off every entry check; any edit then exits 0",
-)
 def test_relabelling_an_unkeyed_trail_as_keyed_does_not_hide_an_edit(copy: Copy) -> None:
     """Declaring sha256 entries to be HMACs must not let an edited cost verify as ok."""
     copy.tamper(
@@ -523,6 +518,48 @@ def test_relabelling_an_unkeyed_trail_as_keyed_does_not_hide_an_edit(copy: Copy)
         f"UPDATE audit_trail SET llm_cost_dollars = 0 WHERE log_sequence_number = {LLM_ROW}",
     )
     assert_tampered(copy.verify(), LLM_ROW)
+
+
+RELABEL = (
+    "UPDATE audit_trail SET hash_algorithm = 'hmac-sha256'",
+    "UPDATE audit_trail_heads SET hash_algorithm = 'hmac-sha256'",
+    "UPDATE workflow_state SET intermediate_results = replace(intermediate_results, "
+    '\'"hash_algorithm": "sha256"\', \'"hash_algorithm": "hmac-sha256"\')',
+)
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["without-key", "with-key"])
+@pytest.mark.parametrize("row", [1, LLM_ROW, 10])
+def test_a_relabelled_trail_names_the_edited_row_with_or_without_a_key(
+    copy: Copy, key: str | None, row: int
+) -> None:
+    """Relabelled to hmac-sha256 plus one edit: exit 1 at the edited row, key or no key."""
+    copy.tamper(
+        *RELABEL, f"UPDATE audit_trail SET output_summary = 'x' WHERE log_sequence_number = {row}"
+    )
+    result = Copy(copy.out, copy.run_id, key).verify()
+    assert_tampered(result, row)
+    assert "relabelled hmac-sha256" in result[1]
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["without-key", "with-key"])
+def test_a_relabelled_trail_with_no_edit_is_tampering_from_row_1(
+    copy: Copy, key: str | None
+) -> None:
+    """Relabelling alone (every label, no content edit) exits 1 at entry 1, never ok."""
+    copy.tamper(*RELABEL)
+    result = Copy(copy.out, copy.run_id, key).verify()
+    assert_tampered(result, 1)
+    assert "relabelled hmac-sha256" in result[1]
+
+
+def test_a_keyed_trail_verified_without_the_key_is_not_mistaken_for_a_relabelled_one(
+    keyed_copy: Copy,
+) -> None:
+    """The relabel check leaves an honest keyed trail as it was: ok, HMACs unchecked."""
+    code, out, _ = _cli(["trail", "verify", keyed_copy.run_id, "--out", str(keyed_copy.out)], None)
+    assert code == 0, out
+    assert "unkeyed check only" in out
 
 
 def test_a_forged_schema_version_then_the_suggested_migration_launders_nothing(

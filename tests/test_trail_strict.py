@@ -1,8 +1,9 @@
-"""What the chain accepts as the value it hashed.
+"""What the chain accepts as the value it hashed, and what a relabelled trail looks like.
 
 A stored value that says more than the canonical form keeps (a nanosecond, a seventh
 fractional digit) is not the value that was hashed; a value that says the same in
-another form (a ``pandas.Timestamp``, trailing zeros) is.
+another form (a ``pandas.Timestamp``, trailing zeros) is. Entries labelled HMACs that
+are plain SHA-256 hashes are an unkeyed trail relabelled, key or no key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from audit_core.db import verify_chain
+from audit_core.db._chain import KEYED
 from tests.test_trail_chain import KEY, NO_DEADLINE, chain, trails
 
 nanoseconds = st.integers(1, 999)
@@ -54,6 +56,49 @@ def test_a_time_moved_by_nanoseconds_fails_its_row(
     ):
         result = verify_chain(with_row(rows, index, timestamp=form))
         assert (result.status, result.first_bad_sequence) == ("tampered", index + 1)
+
+
+def relabelled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(row, hash_algorithm=KEYED) for row in rows]
+
+
+@NO_DEADLINE
+@given(trails, st.data(), st.sampled_from([None, KEY]))
+def test_a_relabelled_trail_names_its_edited_row(
+    trail: Any, data: st.DataObject, key: bytes | None
+) -> None:
+    """Relabelled hmac-sha256 with one row edited: tampered at that row, key or no key."""
+    rows = relabelled(chain(trail, None))
+    index = data.draw(st.integers(0, len(rows) - 1))
+    edited = with_row(rows, index, output_summary=f"{rows[index]['output_summary']}!")
+    result = verify_chain(edited, key=key)
+    if key is None and len(rows) == 1:
+        # The known limit: a lone row that is no plain hash looks like an HMAC without the key.
+        assert result.unkeyed_only
+        return
+    assert (result.status, result.first_bad_sequence) == ("tampered", index + 1)
+    if len(rows) > 1:  # another row's plain hash shows the relabelling
+        assert "relabelled" in (result.problem or "")
+
+
+@NO_DEADLINE
+@given(trails, st.sampled_from([None, KEY]))
+def test_a_relabelled_trail_with_no_edit_fails_at_row_1(trail: Any, key: bytes | None) -> None:
+    """Relabelling alone is tampering from row 1: never ok, not even 'unkeyed check only'."""
+    result = verify_chain(relabelled(chain(trail, None)), key=key)
+    assert (result.status, result.first_bad_sequence) == ("tampered", 1)
+    assert "relabelled" in (result.problem or "")
+
+
+@NO_DEADLINE
+@given(trails)
+def test_an_honest_keyed_trail_is_not_taken_for_a_relabelled_one(trail: Any) -> None:
+    """Real HMACs pass the relabel check: intact with the key, HMACs unchecked without it."""
+    rows = chain(trail, KEY)
+    assert verify_chain(rows, key=KEY).intact
+    without = verify_chain(rows)
+    assert without.intact
+    assert without.unkeyed_only
 
 
 def test_a_nanosecond_edit_of_a_keyed_row_fails_its_row() -> None:

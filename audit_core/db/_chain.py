@@ -6,7 +6,9 @@ row of a run chains from 64 zeros. ``H`` is the row's ``hash_algorithm``:
 - ``sha256``: SHA-256 (anyone can recompute it: it catches accidents and edits by
   someone who does not also rewrite every later row and every head);
 - ``hmac-sha256``: HMAC-SHA256 under a key (``AUDIT_TRAIL_KEY``) that the database never
-  sees, so a writer without the key cannot forge a chain that verifies with it;
+  sees, so a writer without the key cannot forge a chain that verifies with it (entries
+  labelled so that are plain SHA-256 hashes are an unkeyed trail relabelled: tampered,
+  with or without the key);
 - ``sha256-v1``: rows migrated from schema version 1, hashed under their version-1
   column names (``sequence_number``, ``recorded_at``, ``error``), which still verify.
 
@@ -259,8 +261,8 @@ class TrailVerification:
     ``status`` is ``"ok"`` (intact and completed), ``"incomplete"`` (intact so far, but
     the run never completed) or ``"tampered"`` (edited, removed, reordered, forged or
     cut off; ``first_bad_sequence`` names the row). ``unkeyed_only`` is true when the
-    entries are HMACs that could not be recomputed without the key: links, heads and
-    any published head were checked, the HMACs were not.
+    entries are HMACs that could not be recomputed without the key: links, heads, any
+    published head, and that no entry is a plain hash were checked, the HMACs were not.
     """
 
     status: Status
@@ -356,11 +358,29 @@ class _Check:
                 )
                 return self.verdict("tampered", sequence, problem)
             if algorithm == KEYED and self.key is None:
+                if _plain(row, prev):
+                    return self.relabelled()
                 self.unkeyed_only = True
             elif recomputed(row, prev, self.key) != row["entry_hash"]:
+                if algorithm == KEYED and any(_plain(r, r["prev_hash"]) for r in self.rows):
+                    return self.relabelled()
                 return self.verdict("tampered", sequence, f"row {sequence} was altered")
             prev = row["entry_hash"]
         return None
+
+    def relabelled(self) -> TrailVerification:
+        """Entries labelled HMACs that are plain hashes: an unkeyed trail relabelled, which
+        would otherwise pass unchecked without the key. Names the first row that no
+        longer chains as plain SHA-256 (an edit made under the label), else row 1."""
+        relabelled = f"an unkeyed trail relabelled {KEYED} (plain SHA-256 entries, not HMACs)"
+        prev = GENESIS
+        for sequence, row in enumerate(self.rows, start=1):
+            if not _plain(row, prev):
+                return self.verdict(
+                    "tampered", sequence, f"row {sequence} was altered in {relabelled}"
+                )
+            prev = row["entry_hash"]
+        return self.verdict("tampered", 1, f"row 1 on is {relabelled}")
 
     def against(self, head: TrailHead, source: str) -> TrailVerification | None:
         """The trail agrees with a head: long enough, same hash at that row, same algorithm."""
@@ -386,6 +406,16 @@ def recomputed(row: Mapping[str, Any], prev: str, key: bytes | None) -> str | No
         return entry_hash(row, prev, key)
     except (ValueError, TypeError, ArithmeticError):
         return None
+
+
+def _plain(row: Mapping[str, Any], prev: str) -> bool:
+    """The row's stored hash is an unkeyed one (sha256 or sha256-v1), whatever its label.
+
+    An HMAC equal to the plain hash of the same data does not happen by chance."""
+    return any(
+        recomputed({**row, "hash_algorithm": algorithm}, prev, None) == row["entry_hash"]
+        for algorithm in ("sha256", "sha256-v1")
+    )
 
 
 def _algorithm_problem(algorithm: Any, previous: Any, key: bytes | None) -> str | None:
