@@ -178,7 +178,8 @@ class Accountant:
             source=source,
             failed=failed,
         )
-        if reservation is not None and cost is not None and cost > reservation.worst:
+        # Learn only from billed usage: a worst case charged is our own estimate.
+        if usage is not None and cost is not None and reservation and cost > reservation.worst:
             self._learn_overrun(req.model, cost, reservation.worst)
         if overrun:
             self.metrics.llm_budget_overruns.labels(req.model).inc()
