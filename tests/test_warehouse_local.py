@@ -657,3 +657,60 @@ async def test_current_date_is_today_in_utc(wh: DatabricksClient) -> None:
     table = await wh.query_arrow("SELECT current_date() AS d")
     after = datetime.now(UTC).date()
     assert table.column("d")[0].as_py() in {before, after}
+
+
+# --- the column-type cache: DDL on any catalog of the engine drops it -------------------
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE OR REPLACE TABLE t (a DECIMAL(10, 2))",
+        "-- a comment first\n/* and another */ CREATE OR REPLACE TABLE t (a DECIMAL(10, 2))",
+        "ALTER TABLE t ALTER a TYPE DECIMAL(10, 2)",
+    ],
+)
+async def test_a_changed_column_type_is_seen_by_the_next_statement(
+    ddl: str, tmp_path: Path
+) -> None:
+    """sum() of an INT column is BIGINT in Spark, of a DECIMAL(10,2) a DECIMAL(20,2): a
+    stale cached type after the DDL would give the old answer's type."""
+    warehouse = DatabricksClient.local(load_fixtures=False, registry=CollectorRegistry())
+    results = warehouse.attach(tmp_path / "r.duckdb", registry=CollectorRegistry())
+    async with warehouse, results:
+        for client in (warehouse, results):
+            await client.execute("CREATE TABLE t (a INT)")
+            await client.execute("INSERT INTO t VALUES (1), (2)")
+            before = await client.query_arrow("SELECT sum(a) AS s FROM t")
+            assert str(before.schema.field("s").type) == "int64"
+            await client.execute(ddl)
+            await client.execute("INSERT INTO t VALUES (1.5)")
+            after = await client.query_arrow("SELECT sum(a) AS s FROM t")
+            assert str(after.schema.field("s").type) == "decimal128(20, 2)"
+
+
+def test_only_queries_and_dml_keep_the_cached_types() -> None:
+    from audit_core.warehouse._local import keeps_schema
+
+    for sql in (
+        "SELECT 1",
+        " (SELECT 1)",
+        "-- x\nINSERT INTO t VALUES (1)",
+        "with a as (select 1) select * from a",
+        "DELETE FROM t",
+        "update t set a = 1",
+    ):
+        assert keeps_schema(sql), sql
+    for sql in (
+        "CREATE TABLE t (a INT)",
+        "/* c */ DROP TABLE t",
+        "ALTER TABLE t ADD b INT",
+        "ATTACH 'x' AS y",
+        "",
+        "-- only a comment",
+        "CREATE OR REPLACE VIEW v AS SELECT 1",
+        "PRAGMA x",
+        "SET a = 1",
+        "TRUNCATE t",
+    ):
+        assert not keeps_schema(sql), sql

@@ -24,10 +24,47 @@ from typing import Any
 from audit_core._logging import get_logger
 from audit_core.errors import ConfigError, QueryError, ReadOnlyViolationError
 from audit_core.fixtures import default_dir, load_manifest, load_tables
-from audit_core.warehouse._sql import check_params, prepare, to_duckdb
+from audit_core.warehouse._sql import (
+    Prepared,
+    Schema,
+    check_params,
+    param_types,
+    schema_of,
+    tables_in,
+    to_duckdb,
+)
 
 _log = get_logger("audit_core.warehouse")
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist", re.I)
+# Statements that cannot change a table's columns: the schema cache outlives them.
+_KEEPS_SCHEMA = frozenset(
+    {
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "WITH",
+        "VALUES",
+        "FROM",
+        "TABLE",
+        "DESCRIBE",
+        "SHOW",
+        "EXPLAIN",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+    }
+)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
+
+
+def keeps_schema(sql: str) -> bool:
+    """Whether ``sql`` certainly leaves every table's columns as they are (its first
+    keyword is a query's or DML's); anything else might be DDL."""
+    rest = sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]
+    word = re.match(r"[A-Za-z]+", rest)
+    return word is not None and word.group(0).upper() in _KEEPS_SCHEMA
 
 
 # Applied once the fixtures are loaded (they are files); the lock comes last and also
@@ -117,6 +154,11 @@ class LocalBackend:
         self.tables: dict[str, int] = {}
         self._attached: dict[str, str] = {}  # alias -> DuckDB file, attached on open
         self._users = 1  # this backend and every AttachedBackend on it
+        # Column types of the tables statements read, per catalog; dropped whenever a
+        # statement that might be DDL runs on any catalog of the engine.
+        self._schemas: dict[tuple[str, frozenset[str]], Schema] = {}
+        self._schema_generation = 0
+        self._schema_lock = threading.Lock()
 
     def attach(self, database: str | Path, alias: str) -> AttachedBackend:
         """``database`` (a DuckDB file, made if missing) attached to this engine as
@@ -192,16 +234,48 @@ class LocalBackend:
 
     # statements (called on worker threads) -------------------------------------------
 
+    def prepare(
+        self, conn: Any, sql: str, params: dict[str, Any] | None, catalog: str = ""
+    ) -> Prepared:
+        """`audit_core.warehouse._sql.prepare`, with the tables' column types cached."""
+        tables = tables_in(sql)
+        schema = None
+        if tables:
+            key = (catalog, tables)
+            with self._schema_lock:
+                generation = self._schema_generation
+                schema = self._schemas.get(key)
+            if schema is None:
+                schema = schema_of(conn, tables)
+                with self._schema_lock:
+                    if generation == self._schema_generation:
+                        self._schemas[key] = schema
+        return to_duckdb(sql, schema, param_types(params))
+
+    def _schema_may_change(self, sql: str) -> None:
+        if not keeps_schema(sql):
+            with self._schema_lock:
+                self._schema_generation += 1
+                self._schemas.clear()
+
     def run(
-        self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
+        self,
+        conn: Any,
+        sql: str,
+        params: dict[str, Any] | None,
+        want: str,
+        native: bool = False,
+        catalog: str = "",
     ) -> Any:
         if native:  # already DuckDB SQL: run as written
             text = sql
         else:
-            prepared = prepare(sql, conn, params)
+            prepared = self.prepare(conn, sql, params, catalog)
             check_params(sql, prepared.params, params)
             text = prepared.sql
         bound = dict(params) if params else None
+        if want != "arrow":
+            self._schema_may_change(text)
         try:
             if want == "none":
                 conn.execute(text, bound)
@@ -219,6 +293,7 @@ class LocalBackend:
         prepared = to_duckdb(sql)
         for row in rows:
             check_params(sql, prepared.params, row)
+        self._schema_may_change(prepared.sql)
         plan = bulk_insert_plan(sql) if len(rows) > 1 else None
         table = None
         if plan is not None:
@@ -329,7 +404,7 @@ class AttachedBackend:
     def run(
         self, conn: Any, sql: str, params: dict[str, Any] | None, want: str, native: bool = False
     ) -> Any:
-        return self.engine.run(conn, sql, params, want, native)
+        return self.engine.run(conn, sql, params, want, native, catalog=self.alias)
 
     def run_many(self, conn: Any, sql: str, rows: list[dict[str, Any]]) -> None:
         self.engine.run_many(conn, sql, rows)
