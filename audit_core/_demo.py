@@ -1,7 +1,10 @@
 """The main job: one end-to-end audit pass on the local gold tables (``audit-core demo``).
 
-Steps, each checkpointed (state store, and the ``workflow_state`` table of the results
-database so a ``--resume`` works even on the embedded, non-durable store):
+Steps, each checkpointed in the ``workflow_state`` table of the results database (and
+in the state store when ``REDIS_URL`` names one, which also holds the run lock; without
+one, the results file's own lock keeps a second process out, and the embedded
+in-process store is not used: it would hold nothing the file does not, and outlive
+nothing):
 
 1. ``lock``: take the run lock, restore state (resume) or start fresh; a run records its
    data source (fixtures, generated rows, warehouse, rules and their hashes), and a
@@ -20,6 +23,7 @@ database so a ``--resume`` works even on the embedded, non-durable store):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -28,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from audit_core._logging import get_logger
 from audit_core._settings import Settings
@@ -37,8 +41,10 @@ from audit_core.db._flags import FlagsWritten, flag_id_for
 from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
 from audit_core.rules import Rule, load_rules
-from audit_core.state import AsyncStateStore
 from audit_core.warehouse import DatabricksClient
+
+if TYPE_CHECKING:
+    from audit_core.state import AsyncStateStore
 
 _log = get_logger("audit_core.demo")
 AGENT = "demo-auditor"
@@ -164,7 +170,7 @@ class _Run:
         rules: list[Rule],
         warehouse: DatabricksClient,
         results: DatabricksClient,
-        store: AsyncStateStore,
+        store: AsyncStateStore | None,
         trail: AuditTrail,
         report: Report,
         progress: Progress,
@@ -196,7 +202,8 @@ class _Run:
             status="in_progress",
             trail_head=self.trail.head.as_state(),
         )
-        await self.store.save(self.run_id, self.state)
+        if self.store is not None:
+            await self.store.save(self.run_id, self.state)
         await _save_row(self.results, self.run_id, self.state)
         if self.options.stop_after == step:
             raise Interrupted(step)
@@ -474,7 +481,8 @@ class _Run:
             steps_done=[*self.done, "finish"],
             trail_head=head.as_state(),
         )
-        await self.store.mark_complete(self.run_id, summary)
+        if self.store is not None:
+            await self.store.mark_complete(self.run_id, summary)
         self.state["summary"] = summary
         self.state["completed_at"] = datetime.now(UTC).isoformat()
         await _save_row(self.results, self.run_id, self.state, completed=True)
@@ -502,26 +510,42 @@ async def run_demo(
     results_db = out_dir / "audit.duckdb"
     report.results_path = str(results_db)
 
-    store = AsyncStateStore.from_settings(settings)
-    report.state_url = store.url + ("" if store.durable else " (embedded, not durable)")
-    warehouse = (
-        DatabricksClient.from_settings(settings)
-        if options.rows is None
-        else DatabricksClient.local(fixtures)
+    store = None
+    report.state_url = (
+        "none: checkpoints in the results database (set REDIS_URL for a shared store "
+        "with run locks)"
     )
-    # Locally the results file joins the warehouse's engine, as the flags table sits in
-    # the gold tables' catalog on Databricks: each rule is one INSERT ... SELECT there.
-    results = (
-        warehouse.attach(results_db)
-        if warehouse.backend == "local"
-        else DatabricksClient.local(database=str(results_db), load_fixtures=False)
-    )
-    async with store, warehouse, results:
-        if store.durable and not await store.health():
-            raise StateStoreUnavailableError(f"state store {store.url} is unreachable")
+    if not settings.redis_url.startswith("memory:"):
+        from audit_core.state import AsyncStateStore
+
+        store = AsyncStateStore.from_settings(settings)
+        report.state_url = store.url
+    async with contextlib.AsyncExitStack() as stack:
+        warehouse = await stack.enter_async_context(
+            DatabricksClient.from_settings(settings)
+            if options.rows is None
+            else DatabricksClient.local(fixtures)
+        )
+        # Locally the results file joins the warehouse's engine, as the flags table sits
+        # in the gold tables' catalog on Databricks: each rule is one INSERT ... SELECT.
+        results = await stack.enter_async_context(
+            warehouse.attach(results_db)
+            if warehouse.backend == "local"
+            else DatabricksClient.local(database=str(results_db), load_fixtures=False)
+        )
+        if store is not None:
+            await stack.enter_async_context(store)
+            if not await store.health():
+                raise StateStoreUnavailableError(f"state store {store.url} is unreachable")
         await ensure_schema(results)
         trail = AuditTrail.from_env(results, run_id)
-        async with trail, store.lock(run_id, ttl_s=60, wait_s=5):
+        await stack.enter_async_context(trail)
+        lock = (
+            store.lock(run_id, ttl_s=60, wait_s=5)
+            if store is not None
+            else contextlib.nullcontext()
+        )
+        async with lock:
             run = _Run(
                 settings,
                 options,
@@ -535,16 +559,24 @@ async def run_demo(
             )
             for step in STEPS:
                 await run.timed(step, getattr(run, step)())
+        # The page is read from the engine that wrote the run (no second open of the file).
+        from audit_core.db._verify_cmd import trail_key_from_env
+        from audit_core.report import write_report
+
+        page = out_dir / f"report-{run_id}.html"
+        await write_report(results, run_id, page, key=trail_key_from_env())
+        report.report_path = str(page)
     progress.done()
     return report
 
 
 async def _restore(
-    store: AsyncStateStore, results: DatabricksClient, run_id: str
+    store: AsyncStateStore | None, results: DatabricksClient, run_id: str
 ) -> dict[str, Any]:
-    state = await store.restore(run_id)
-    if state:
-        return state
+    if store is not None:
+        state = await store.restore(run_id)
+        if state:
+            return state
     row = await results.query_arrow(
         "SELECT intermediate_results FROM workflow_state WHERE audit_run_id = :run",
         {"run": run_id},

@@ -212,7 +212,7 @@ def test_human_report_reads_well(cli: Any) -> None:
         "deterministic vs LLM",
         "time per step",
         "hash chain verified",
-        "embedded, not durable",
+        "checkpoints in the results database",
         "LLM calls",
     ):
         assert expected in out.stdout

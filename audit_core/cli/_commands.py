@@ -62,9 +62,6 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
         if not (isinstance(exc, ConfigError) and "already completed" in str(exc)):
             print(f"run {options.run_id} stopped; continue with: {again}", file=sys.stderr)
         raise
-    page = args.out / f"report-{report.run_id}.html"
-    await _write_page(args.out, report.run_id, page)
-    report.report_path = str(page)
     print(report_json(report) if args.json else render(report))
     return 0 if report.trail_ok else 1
 

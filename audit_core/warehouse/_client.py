@@ -29,6 +29,7 @@ from audit_core._logging import get_logger
 from audit_core._settings import resolve_settings
 from audit_core.errors import (
     AuditCoreError,
+    ClientClosedError,
     ConfigError,
     DatabricksConnectionError,
     QueryError,
@@ -190,7 +191,8 @@ class DatabricksClient(AsyncLifecycle):
             raise ConfigError(
                 f"attach() needs the local warehouse; this client is {self.backend!r}"
             )
-        self._check_open()
+        if self.closed:
+            raise ClientClosedError(f"this {type(self).__name__} is closed; create a new one")
         return type(self)(self._backend.attach(database, alias), **options)
 
     def table_name_in(self, other: DatabricksClient, table: str) -> str | None:
