@@ -597,23 +597,34 @@ async def _save_row(
     """
     now = datetime.now(UTC)
     done = list(state.get("steps_done", []))
-    await results.execute("DELETE FROM workflow_state WHERE audit_run_id = :run", {"run": run_id})
+    values = {
+        "run": run_id,
+        "status": "completed" if completed else "in_progress",
+        "agent": state.get("current_step"),
+        "done": json.dumps(done),
+        "todo": json.dumps([s for s in STEPS if s not in done]),
+        "data": json.dumps(state, default=str, sort_keys=True),
+        "now": now,
+        "completed": now if completed else None,
+    }
+    updated = await results.execute(
+        "UPDATE workflow_state SET workflow_status = :status, current_agent = :agent, "
+        "completed_agents = :done, pending_agents = :todo, intermediate_results = :data, "
+        "updated_at = :now, completed_at = :completed WHERE audit_run_id = :run",
+        values,
+    )
+    if updated == 1:
+        return
+    if updated is None:  # an engine that does not say: start from no row
+        await results.execute(
+            "DELETE FROM workflow_state WHERE audit_run_id = :run", {"run": run_id}
+        )
     await results.execute(
         "INSERT INTO workflow_state (audit_run_id, workflow_status, current_agent, "
         "completed_agents, pending_agents, intermediate_results, created_at, updated_at, "
         "completed_at, error_message) VALUES (:run, :status, :agent, :done, :todo, :data, "
         ":started, :now, :completed, NULL)",
-        {
-            "run": run_id,
-            "status": "completed" if completed else "in_progress",
-            "agent": state.get("current_step"),
-            "done": json.dumps(done),
-            "todo": json.dumps([s for s in STEPS if s not in done]),
-            "data": json.dumps(state, default=str, sort_keys=True),
-            "started": datetime.fromisoformat(state["started_at"]),
-            "now": now,
-            "completed": now if completed else None,
-        },
+        {**values, "started": datetime.fromisoformat(state["started_at"])},
     )
 
 

@@ -714,3 +714,14 @@ def test_only_queries_and_dml_keep_the_cached_types() -> None:
         "TRUNCATE t",
     ):
         assert not keeps_schema(sql), sql
+
+
+async def test_execute_answers_the_rows_a_dml_statement_changed(tmp_path: Path) -> None:
+    async with DatabricksClient.local(load_fixtures=False, registry=CollectorRegistry()) as wh:
+        assert await wh.execute("CREATE TABLE t (a INT)") is None
+        assert await wh.execute("INSERT INTO t VALUES (1), (2), (3)") == 3
+        assert await wh.execute("INSERT INTO t SELECT a FROM t WHERE a > 5") == 0
+        assert await wh.execute("UPDATE t SET a = a + 1 WHERE a > 1") == 2
+        assert await wh.execute("WITH x AS (SELECT 1) DELETE FROM t WHERE a = 1") == 1
+        assert await wh.execute("SELECT 5 AS Count") is None  # a query is not DML
+        assert await wh.execute("SELECT count(*) FROM t") is None

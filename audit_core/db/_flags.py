@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from audit_core._arrow import rows as arrow_rows
 from audit_core.db._json import dumps
 from audit_core.db._layout import HUMAN_DECISIONS, RISK_LEVELS, SEVERITIES, SEVERITY_FOR_RISK
 from audit_core.errors import InvalidFlagError, QueryError
@@ -398,12 +399,18 @@ class FlagStore:
                 source, sql, bound, prototype, skip_flagged_before, runs_table
             )
         key = {"run": audit_run_id, "rule": rule}
-        stored = await self._count(
-            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule", key
+        mine = f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule"
+        counts = await self.warehouse.query_arrow(
+            f"SELECT ({mine}) AS stored, "
+            + (
+                f"({_EARLIER.format(flags=self.table, runs=runs_table)})"
+                if skip_flagged_before
+                else "0"
+            )
+            + " AS earlier",
+            key,
         )
-        before = 0
-        if skip_flagged_before:
-            before = await self._count(_EARLIER.format(flags=self.table, runs=runs_table), key)
+        stored, before = (int(counts.column(i)[0].as_py() or 0) for i in range(2))
         guards = []
         if stored:
             guards.append(f"NOT EXISTS (SELECT 1 FROM {flags} AS f WHERE f.flag_id = hits.flag_id)")
@@ -448,7 +455,7 @@ class FlagStore:
             f"FROM ({flag_sql(sql)}) AS hits" + (f" WHERE {' AND '.join(guards)}" if guards else "")
         )
         try:
-            await source.execute(insert, bound)
+            written = await source.execute(insert, bound)
         except QueryError as exc:
             if "NOT NULL" in str(exc).upper():
                 raise InvalidFlagError(
@@ -456,10 +463,9 @@ class FlagStore:
                     f"explanation (detail): {str(exc).split(chr(10), 1)[0]}"
                 ) from None
             raise
-        total = await self._count(
-            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule", key
-        )
-        return FlagsWritten(written=total - stored, repeated=repeated, stored=total)
+        if written is None:  # an engine that does not say how many: count them
+            written = await self._count(mine, key) - stored
+        return FlagsWritten(written=written, repeated=repeated, stored=stored + written)
 
     async def _count(self, sql: str, params: Mapping[str, Any]) -> int:
         table = await self.warehouse.query_arrow(sql, params)
@@ -555,7 +561,7 @@ class FlagStore:
         table = await self.warehouse.query_arrow(
             f"SELECT * FROM {self.table} WHERE flag_id = :id", {"id": flag_id}
         )
-        return flag_from_row(table.to_pylist()[0])
+        return flag_from_row(arrow_rows(table)[0])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -635,7 +641,7 @@ async def find_flags(
     clause, params = chosen.where()
     sql = f"SELECT * FROM {table}{clause} ORDER BY {_ORDER} LIMIT {int(limit)}"
     result = await reader.query_arrow(sql, params or None)
-    return [flag_from_row(r) for r in result.to_pylist()]
+    return [flag_from_row(r) for r in arrow_rows(result)]
 
 
 async def count_flags(reader: Reader, where: FlagFilter, *, table: str = "flags") -> int:

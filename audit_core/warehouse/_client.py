@@ -471,17 +471,19 @@ class DatabricksClient(AsyncLifecycle):
         *,
         timeout_s: float | None = None,
         native: bool = False,
-    ) -> None:
-        """Run a statement without a result (DDL / DML).
+    ) -> int | None:
+        """Run a statement without a result (DDL / DML); the number of rows it inserted,
+        updated or deleted when the engine reports one (DuckDB, Delta), else None.
 
         ``native=True`` sends SQL already in the backend's own dialect (DuckDB locally)
         untranslated, as `ensure_schema` does with per-dialect DDL.
         """
         bound = _check_mapping(params, sql)
         backend = self._backend
-        await self._run(
+        affected: int | None = await self._run(
             "execute", sql, lambda conn: backend.run(conn, sql, bound, "none", native), timeout_s
         )
+        return affected
 
     async def executemany(
         self, sql: str, rows: Sequence[Mapping[str, Any]], *, timeout_s: float | None = None

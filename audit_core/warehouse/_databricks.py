@@ -113,7 +113,7 @@ class DatabricksBackend:
         try:
             cursor.execute(sql, parameters=dict(params) if params else None)
             if want == "none":
-                return None
+                return _affected(cursor)
             return cursor.fetchall_arrow()
         except Exception as exc:
             raise self.map_error(exc, sql) from None
@@ -161,3 +161,15 @@ class DatabricksBackend:
         if _names(exc) & _SQL:
             return QueryError(f"Databricks rejected the statement: {message}", sql=sql)
         return exc
+
+
+def _affected(cursor: Any) -> int | None:
+    """``num_affected_rows`` of a DML statement's one-row answer, else None."""
+    try:
+        table = cursor.fetchall_arrow()
+    except Exception:
+        return None
+    if table.num_rows and "num_affected_rows" in table.column_names:
+        value = table.column("num_affected_rows")[0].as_py()
+        return int(value) if value is not None else None
+    return None

@@ -56,15 +56,20 @@ _KEEPS_SCHEMA = frozenset(
         "ROLLBACK",
     }
 )
+_DML = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
+
+
+def _first_word(sql: str) -> str:
+    rest = sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]
+    word = re.match(r"[A-Za-z]+", rest)
+    return word.group(0).upper() if word is not None else ""
 
 
 def keeps_schema(sql: str) -> bool:
     """Whether ``sql`` certainly leaves every table's columns as they are (its first
     keyword is a query's or DML's); anything else might be DDL."""
-    rest = sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]
-    word = re.match(r"[A-Za-z]+", rest)
-    return word is not None and word.group(0).upper() in _KEEPS_SCHEMA
+    return _first_word(sql) in _KEEPS_SCHEMA
 
 
 # Applied once the fixtures are loaded (they are files); the lock comes last and also
@@ -279,7 +284,7 @@ class LocalBackend:
         try:
             if want == "none":
                 conn.execute(text, bound)
-                return None
+                return _affected(conn) if _first_word(text) in _DML else None
             relation = conn.sql(text, params=bound)
             if relation is None:  # a statement without a result (DDL/DML) ran already
                 return None
@@ -382,6 +387,21 @@ class LocalBackend:
             "WHERE table_catalog = current_database() ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
+
+
+def _affected(conn: Any) -> int | None:
+    """The row count DuckDB answers a DML statement with (one BIGINT column named
+    ``Count``); None after anything else."""
+    described = conn.description
+    if not described or len(described) != 1 or described[0][0] != "Count":
+        return None
+    try:
+        row = conn.fetchone()
+    except Exception:
+        return None
+    if row is not None and type(row[0]) is int:
+        return row[0]
+    return None
 
 
 class AttachedBackend:

@@ -232,8 +232,8 @@ class SparkBackend:
             conn.interruptible()
             frame = spark.sql(sql, args=dict(params) if params else None)
             if want == "none":
-                frame.collect()
-                return None
+                rows = frame.collect()
+                return _affected(frame.columns, rows)
             return frame.toArrow()
         except Exception as exc:
             raise self.map_error(exc, sql, conn) from None
@@ -315,3 +315,11 @@ class _SparkConn:
         if context is not None:
             with contextlib.suppress(Exception):
                 context.setInterruptOnCancel(True)
+
+
+def _affected(columns: list[str], rows: list[Any]) -> int | None:
+    """``num_affected_rows`` when the statement reports it (DML on Delta), else None."""
+    if rows and "num_affected_rows" in columns:
+        value = rows[0][columns.index("num_affected_rows")]
+        return int(value) if value is not None else None
+    return None

@@ -87,3 +87,21 @@ def test_spark_connect_answers_like_local_spark(spark: Any, spark_connect_url: s
     assert remote["rows"] == json.loads(json.dumps(expected.to_pylist(), default=str))
     assert remote["schema"] == str(expected.schema)
     assert "DIVIDE_BY_ZERO" in remote["error"]
+
+
+async def test_execute_reports_rows_changed_only_when_the_engine_says(
+    spark: Any, local_wh: DatabricksClient
+) -> None:
+    """Spark's INSERT into a plain table answers no row count: execute() says None, never
+    a number it did not get. DuckDB answers one: the true count, and None for DDL."""
+    async with _client() as wh:
+        await wh.execute("CREATE TABLE IF NOT EXISTS affected_t (a INT) USING parquet")
+        got = await wh.execute("INSERT INTO affected_t VALUES (1), (2), (3)")
+        assert got in (None, 3)
+        await wh.execute("DROP TABLE affected_t")
+    assert await local_wh.execute("CREATE TEMP TABLE affected_t (a INT)") is None
+    assert await local_wh.execute("INSERT INTO affected_t VALUES (1), (2), (3)") == 3
+    assert await local_wh.execute("UPDATE affected_t SET a = 0 WHERE a > 1") == 2
+    assert await local_wh.execute("DELETE FROM affected_t WHERE a = 7") == 0
+    assert await local_wh.execute("SELECT 5 AS n") is None
+    await local_wh.execute("DROP TABLE affected_t")
