@@ -28,6 +28,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
+from audit_core._arrow import rows as arrow_rows
 from audit_core._lifecycle import AsyncLifecycle
 from audit_core.db._chain import (
     COST_PLACES,
@@ -185,7 +186,7 @@ class AuditTrail(AsyncLifecycle):
             if not table.num_rows:
                 self._next = 1
                 return
-            last = table.to_pylist()[0]
+            last = arrow_rows(table)[0]
             self._check_resumable(last)
             done = await self.warehouse.query_arrow(
                 f"SELECT count(*) AS n FROM {self.heads_table} "
@@ -397,7 +398,7 @@ async def read_run(
         "WHERE audit_run_id = :run ORDER BY row_count, completed",
         {"run": audit_run_id},
     )
-    return rows.to_pylist(), [
+    return arrow_rows(rows), [
         TrailHead(
             audit_run_id=audit_run_id,
             rows=_head_rows(h["row_count"]),
@@ -405,7 +406,7 @@ async def read_run(
             hash_algorithm=str(h["hash_algorithm"]),
             completed=bool(h["completed"]),
         )
-        for h in heads.to_pylist()
+        for h in arrow_rows(heads)
     ]
 
 
@@ -426,7 +427,7 @@ async def read_head(
     )
     if not table.num_rows:
         return None
-    h = table.to_pylist()[0]
+    h = arrow_rows(table)[0]
     return TrailHead(
         audit_run_id=audit_run_id,
         rows=_head_rows(h["row_count"]),

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from audit_core._arrow import rows as arrow_rows
 from audit_core.db._chain import TrailVerification, head_statement, parse_head_statement
 from audit_core.db._flags import Flag, FlagFilter, count_flags, find_flags
 from audit_core.db._layout import SCHEMA_VERSION
@@ -282,10 +283,10 @@ async def runs_command(out: Path, *, format: str = "table", limit: int = 50) -> 
             "GROUP BY audit_run_id, severity_level"
         )
     by_run: dict[str, dict[str, int]] = {}
-    for row in counts.to_pylist():
+    for row in arrow_rows(counts):
         by_run.setdefault(row["audit_run_id"], {})[row["severity_level"]] = row["n"]
     records = []
-    for row in runs.to_pylist():
+    for row in arrow_rows(runs):
         state = json.loads(row["intermediate_results"] or "{}")
         end = row["completed_at"] or row["updated_at"]
         seconds = (end - row["created_at"]).total_seconds() if end and row["created_at"] else None
