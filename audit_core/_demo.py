@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from audit_core._logging import get_logger
 from audit_core._settings import Settings
-from audit_core.db import AuditTrail, Flag, FlagStore, ensure_schema
+from audit_core.db import AuditTrail, Flag, FlagStore, TrailVerification, ensure_schema
 from audit_core.db._flags import FlagsWritten, flag_id_for
 from audit_core.db.schemas import RISK_LEVELS, SEVERITIES
 from audit_core.errors import ConfigError, StateStoreUnavailableError
@@ -190,6 +190,7 @@ class _Run:
         self.run_id = report.run_id
         self.state: dict[str, Any] = {}
         self.done: list[str] = []
+        self.verification: TrailVerification | None = None
 
     async def checkpoint(self, step: str, **changes: Any) -> None:
         if step not in self.done:
@@ -465,7 +466,7 @@ class _Run:
             AGENT, "run.complete", output_summary=f"{report.flags_written} flags"
         )
         head = await self.trail.complete()
-        verification = await self.trail.verify()
+        verification = self.verification = await self.trail.verify()
         report.trail_ok, report.trail_rows = verification.ok, verification.rows
         summary = {
             "rows_scanned": report.rows_scanned,
@@ -564,7 +565,9 @@ async def run_demo(
         from audit_core.report import write_report
 
         page = out_dir / f"report-{run_id}.html"
-        await write_report(results, run_id, page, key=trail_key_from_env())
+        await write_report(
+            results, run_id, page, key=trail_key_from_env(), verification=run.verification
+        )
         report.report_path = str(page)
     progress.done()
     return report

@@ -7,6 +7,7 @@ flags and its audit trail (verified as the page is written).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from audit_core.db._chain import TrailVerification
 from audit_core.db._reader import Reader
 from audit_core.db._trail import verify_run
 from audit_core.errors import ConfigError
@@ -65,8 +67,16 @@ def _groups(table: Any) -> list[tuple[str, int, Decimal]]:
     ]
 
 
-async def collect(reader: Reader, run_id: str, *, key: str | bytes | None = None) -> ReportData:
-    """Read one run's figures from a results database (any `Reader`)."""
+async def collect(
+    reader: Reader,
+    run_id: str,
+    *,
+    key: str | bytes | None = None,
+    verification: TrailVerification | None = None,
+) -> ReportData:
+    """Read one run's figures from a results database (any `Reader`), the queries side by
+    side. ``verification``: the trail's verdict when the caller has just verified it
+    (the demo, on the open database); else the trail is verified here."""
     state_rows = await reader.query_arrow(
         "SELECT workflow_status, intermediate_results FROM workflow_state "
         "WHERE audit_run_id = :run",
@@ -77,16 +87,10 @@ async def collect(reader: Reader, run_id: str, *, key: str | bytes | None = None
     row = state_rows.to_pylist()[0]
     state = json.loads(row["intermediate_results"] or "{}")
     run = {"run": run_id}
-    # Exposure counts each flagged transaction once, whatever number of rules flagged it.
-    totals = await reader.query_arrow(
-        "SELECT count(*) AS n, (SELECT sum(amount) FROM (SELECT DISTINCT transaction_id, "
-        "amount FROM flags WHERE audit_run_id = :run)) AS usd FROM flags "
-        "WHERE audit_run_id = :run",
-        run,
-    )
-    total = totals.to_pylist()[0]
 
-    async def grouped(column: str, order: str = "usd DESC, label", limit: int = 50) -> Any:
+    async def grouped(
+        column: str, order: str = "usd DESC, label", limit: int = 50
+    ) -> list[tuple[str, int, Decimal]]:
         # a transaction flagged by two rules counts once in its group's exposure
         return _groups(
             await reader.query_arrow(
@@ -98,20 +102,47 @@ async def collect(reader: Reader, run_id: str, *, key: str | bytes | None = None
             )
         )
 
-    top = await reader.query_arrow(
-        "SELECT transaction_id, max(amount) AS amount, max(vendor_name) AS vendor, "
-        "max(department) AS department, string_agg(DISTINCT rule, ', ') AS rules, "
-        f"{_WORST} AS severity FROM flags WHERE audit_run_id = :run "
-        f"GROUP BY transaction_id ORDER BY amount DESC NULLS LAST, transaction_id LIMIT {_TOP}",
-        run,
+    async def verified() -> TrailVerification:
+        return verification or await verify_run(reader, run_id, key=key)
+
+    # Exposure counts each flagged transaction once, whatever number of rules flagged it.
+    (
+        totals,
+        top,
+        by_severity,
+        by_rule,
+        by_department,
+        top_vendors,
+        by_day,
+        checked,
+    ) = await asyncio.gather(
+        reader.query_arrow(
+            "SELECT count(*) AS n, (SELECT sum(amount) FROM (SELECT DISTINCT "
+            "transaction_id, amount FROM flags WHERE audit_run_id = :run)) AS usd "
+            "FROM flags WHERE audit_run_id = :run",
+            run,
+        ),
+        reader.query_arrow(
+            "SELECT transaction_id, max(amount) AS amount, max(vendor_name) AS vendor, "
+            "max(department) AS department, string_agg(DISTINCT rule, ', ') AS rules, "
+            f"{_WORST} AS severity FROM flags WHERE audit_run_id = :run GROUP BY "
+            f"transaction_id ORDER BY amount DESC NULLS LAST, transaction_id LIMIT {_TOP}",
+            run,
+        ),
+        grouped("severity_level"),
+        grouped("rule"),
+        grouped("department"),
+        grouped("vendor_name", limit=_TOP),
+        grouped("CAST(to_date(transaction_date) AS STRING)", "label", 400),
+        verified(),
     )
-    verification = await verify_run(reader, run_id, key=key)
-    if verification.status == "tampered":
-        trail = f"FAILED at entry {verification.first_bad_sequence}: {verification.problem}"
-    elif verification.status == "incomplete":
-        trail = f"intact so far ({verification.rows} entries), run not completed"
+    total = totals.to_pylist()[0]
+    if checked.status == "tampered":
+        trail = f"FAILED at entry {checked.first_bad_sequence}: {checked.problem}"
+    elif checked.status == "incomplete":
+        trail = f"intact so far ({checked.rows} entries), run not completed"
     else:
-        trail = f"{verification.rows} entries, hash chain intact, run completed"
+        trail = f"{checked.rows} entries, hash chain intact, run completed"
     costs = state.get("llm_costs") or {}
     return ReportData(
         run_id=run_id,
@@ -123,14 +154,14 @@ async def collect(reader: Reader, run_id: str, *, key: str | bytes | None = None
         llm_costs=costs,
         flags=int(total["n"]),
         exposure=total["usd"] or Decimal(0),
-        by_severity=await grouped("severity_level"),
-        by_rule=await grouped("rule"),
-        by_department=await grouped("department"),
-        top_vendors=await grouped("vendor_name", limit=_TOP),
+        by_severity=by_severity,
+        by_rule=by_rule,
+        by_department=by_department,
+        top_vendors=top_vendors,
         top_transactions=top.to_pylist(),
-        by_day=await grouped("CAST(to_date(transaction_date) AS STRING)", "label", 400),
+        by_day=by_day,
         trail=trail,
-        trail_ok=verification.status == "ok",
+        trail_ok=checked.status == "ok",
         simulated="simulated" in str(state.get("llm_note") or ""),
     )
 
@@ -256,11 +287,14 @@ then <code>audit-core flags review FLAG_ID --decision confirmed|dismissed|escala
 
 
 async def write_report(
-    reader: Reader, run_id: str, path: Path, *, key: str | bytes | None = None
+    reader: Reader,
+    run_id: str,
+    path: Path,
+    *,
+    key: str | bytes | None = None,
+    verification: TrailVerification | None = None,
 ) -> ReportData:
     """Collect the run's figures and write its page to ``path``."""
-    import asyncio
-
-    data = await collect(reader, run_id, key=key)
+    data = await collect(reader, run_id, key=key, verification=verification)
     await asyncio.to_thread(path.write_text, render_html(data), encoding="utf-8")
     return data
