@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 
 import pytest
 
 from audit_core.retry import RetryPolicy
 from audit_core.testing import FakeClock
+
+# The persistent SQL cache (audit_core._sqlcache) goes under $XDG_CACHE_HOME: a folder of
+# this session's own, so no test reads or writes the user's cache, subprocesses included.
+_CACHE_HOME = tempfile.mkdtemp(prefix="audit-core-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+os.environ.pop("AUDIT_SQL_CACHE", None)
+atexit.register(shutil.rmtree, _CACHE_HOME, True)
 
 
 @pytest.fixture

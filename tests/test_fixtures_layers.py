@@ -11,8 +11,9 @@ import audit_core
 
 PACKAGE = Path(audit_core.__file__).parent
 # Each module, and the audit_core modules it may import (anything else is a back-reference).
+# audit_core._sqlcache (and the _logging it logs with) is a leaf beneath every floor.
 FLOORS = {
-    "fixtures/_manifest.py": {"audit_core.errors"},
+    "fixtures/_manifest.py": {"audit_core.errors", "audit_core._sqlcache"},
     "fixtures/_load.py": {"audit_core.errors", "audit_core.fixtures._manifest"},
     "fixtures/_generate.py": {"audit_core.errors", "audit_core.fixtures._manifest"},
 }
@@ -38,3 +39,7 @@ def test_no_fixtures_module_imports_the_warehouse() -> None:
     """The generator once imported warehouse._local, which imports the fixtures: a cycle."""
     for path in (PACKAGE / "fixtures").glob("*.py"):
         assert not {m for m in imports(path) if m.startswith("audit_core.warehouse")}, path
+
+
+def test_the_sql_cache_is_a_leaf() -> None:
+    assert imports(PACKAGE / "_sqlcache.py") <= {"audit_core._logging"}

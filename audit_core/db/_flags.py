@@ -387,7 +387,7 @@ class FlagStore:
                 detected_by=detected_by,
             )
         )
-        returned = set(output_columns(sql))
+        returned = {name.lower() for name in output_columns(sql)}
         missing = [c for c in ("transaction_id", "detail") if c not in returned]
         if missing:
             raise InvalidFlagError(f"rule {rule!r} returns no {', '.join(missing)} column")

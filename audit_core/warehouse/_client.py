@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, Unpack
 from audit_core._lifecycle import AsyncLifecycle
 from audit_core._logging import get_logger
 from audit_core._settings import resolve_settings
+from audit_core._sqlcache import MISSING, lookup
 from audit_core.errors import (
     AuditCoreError,
     ClientClosedError,
@@ -651,6 +652,17 @@ def statement_kind(sql: str) -> StatementKind:
     Databricks has no syntax for (``ATTACH``). ``"several"``: more than one statement.
     ``"unparsed"``: not SQL sqlglot can parse.
     """
+    return lookup("kind", (sql,), lambda: _statement_kind(sql), str, _known_kind)
+
+
+_KINDS: frozenset[str] = frozenset({"read", "write", "several", "unparsed"})
+
+
+def _known_kind(value: Any) -> Any:
+    return value if value in _KINDS else MISSING
+
+
+def _statement_kind(sql: str) -> StatementKind:
     kind = _kind(sql, "databricks")
     if kind == "unparsed" and _kind(sql, "duckdb") in ("write", "several"):
         return "write"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_core._logging import get_logger
+from audit_core._sqlcache import lookup
 from audit_core.errors import ConfigError, QueryError, ReadOnlyViolationError
 from audit_core.fixtures import default_dir, load_manifest, load_tables
 from audit_core.warehouse._sql import (
@@ -107,6 +108,16 @@ class BulkInsert:
 @lru_cache(maxsize=256)
 def bulk_insert_plan(sql: str) -> BulkInsert | None:
     """A set-based plan for a one-row, all-parameter INSERT; None for anything else."""
+    return lookup(
+        "bulk_insert",
+        (sql,),
+        lambda: _bulk_insert_plan(sql),
+        lambda plan: None if plan is None else [plan.sql, list(plan.params)],
+        lambda v: None if v is None else BulkInsert(str(v[0]), tuple(str(n) for n in v[1])),
+    )
+
+
+def _bulk_insert_plan(sql: str) -> BulkInsert | None:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError

@@ -22,6 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NoReturn
 
+from audit_core._sqlcache import lookup
 from audit_core.errors import QueryError, UnsupportedQueryError
 
 TRANSPILE_CACHE_SIZE = 1024
@@ -59,6 +60,10 @@ def prepare(sql: str, conn: Any = None, params: Mapping[str, Any] | None = None)
 @lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
 def tables_in(sql: str) -> frozenset[str]:
     """Lower-cased table names (``gold.emails``, ``workflow_state``) the statement names."""
+    return lookup("tables", (sql,), lambda: _tables_in(sql), sorted, frozenset)
+
+
+def _tables_in(sql: str) -> frozenset[str]:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -74,8 +79,12 @@ def tables_in(sql: str) -> frozenset[str]:
 
 @lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
 def output_columns(sql: str) -> tuple[str, ...]:
-    """The names of the columns a query returns, lower-cased (``SELECT a, b AS c``: a, c);
+    """The names of the columns a query returns, as written (``SELECT a, b AS c``: a, c);
     empty when it does not parse or is not a query."""
+    return lookup("columns", (sql,), lambda: _output_columns(sql), list, tuple)
+
+
+def _output_columns(sql: str) -> tuple[str, ...]:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -86,12 +95,40 @@ def output_columns(sql: str) -> tuple[str, ...]:
         return ()
     if not isinstance(tree, exp.Query):
         return ()
-    return tuple(name.lower() for name in tree.named_selects)
+    return tuple(tree.named_selects)
+
+
+@lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
+def foreign_parameters(sql: str) -> tuple[str, ...]:
+    """Parameters written in another style than ``:name`` (``@x``, ``${x}``), as written."""
+    return lookup("foreign", (sql,), lambda: _foreign_parameters(sql), list, tuple)
+
+
+def _foreign_parameters(sql: str) -> tuple[str, ...]:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="databricks")
+    except SqlglotError:
+        return ()
+    return tuple(sorted({p.sql() for p in tree.find_all(exp.Parameter)}))
 
 
 @lru_cache(maxsize=TRANSPILE_CACHE_SIZE)
 def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -> Prepared:
     """Transpile one Databricks statement to DuckDB; ``:name`` markers become ``$name``."""
+    return lookup(
+        "duckdb",
+        (sql, schema, params),
+        lambda: _to_duckdb(sql, schema, params),
+        lambda p: [p.sql, sorted(p.params)],
+        lambda v: Prepared(str(v[0]), frozenset(str(n) for n in v[1])),
+    )
+
+
+def _to_duckdb(sql: str, schema: Schema | None, params: ParamTypes) -> Prepared:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
@@ -107,6 +144,8 @@ def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -
         raise QueryError(
             f"SQL does not parse{where}: {first.get('description', exc)}", sql=sql
         ) from None
+    except SqlglotError as exc:  # a token error: an unterminated string, say
+        raise QueryError(f"SQL does not parse: {exc}", sql=sql) from None
     statements = [t for t in trees if t is not None]
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}", sql=sql)
@@ -165,6 +204,10 @@ def schema_of(conn: Any, tables: frozenset[str] | None = None) -> Schema:
 
 @lru_cache(maxsize=256)
 def _spark_of_duckdb(duck: str) -> str:
+    return lookup("spark_type", (duck,), lambda: _compute_spark_type(duck), str, str)
+
+
+def _compute_spark_type(duck: str) -> str:
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
@@ -611,13 +654,14 @@ def _t(node: Any) -> str | None:
 def _infer(node: Any, ctx: _Rewriter) -> str | None:
     from sqlglot import exp
 
-    infer = _INFER.get(type(node))
+    inferrers, fixed_types, anon_types = _build_tables()
+    infer = inferrers.get(type(node))
     if infer is not None:
         spark: str | None = infer(node, ctx)
         return spark
     if isinstance(node, exp.Anonymous):
-        return _ANON_TYPES.get(node.name.lower())
-    for klass, spark in _FIXED_TYPES.items():
+        return anon_types.get(node.name.lower())
+    for klass, spark in fixed_types.items():
         if isinstance(node, klass):
             return spark
     if isinstance(node, (exp.Predicate, exp.Connector, exp.Not)):
@@ -897,6 +941,7 @@ def _infer_interval(node: Any, ctx: _Rewriter) -> str | None:
     return f"interval {unit.lower()}" if unit in ("DAY", "HOUR", "MINUTE", "SECOND") else None
 
 
+@lru_cache(maxsize=1)  # built on first use: importing this module never imports sqlglot
 def _build_tables() -> tuple[dict[Any, Any], dict[Any, str], dict[str, str]]:
     from sqlglot import exp
 
@@ -1049,7 +1094,6 @@ def _build_tables() -> tuple[dict[Any, Any], dict[Any, str], dict[str, str]]:
     return infer, fixed, anon
 
 
-_INFER, _FIXED_TYPES, _ANON_TYPES = _build_tables()
 
 
 # rewrites ----------------------------------------------------------------------------
@@ -1061,9 +1105,10 @@ _DIV0 = "[DIVIDE_BY_ZERO] Division by zero"
 def _rule_for(node: Any) -> Rule | None:
     from sqlglot import exp
 
+    rules, anon_rules = _build_rules()
     if isinstance(node, exp.Anonymous):
-        return _ANON_RULES.get(node.name.lower())
-    rule = _RULES.get(type(node))
+        return anon_rules.get(node.name.lower())
+    rule = rules.get(type(node))
     if rule is not None:
         return rule
     if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)):
@@ -2615,6 +2660,7 @@ def _refusing(construct: str) -> Rule:
     return lambda node, ctx: _refuse(construct)
 
 
+@lru_cache(maxsize=1)  # built on first use, as _build_tables
 def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
     from sqlglot import exp
 
@@ -2774,4 +2820,3 @@ def _build_rules() -> tuple[dict[Any, Rule], dict[str, Rule]]:
     return rules, anon
 
 
-_RULES, _ANON_RULES = _build_rules()
