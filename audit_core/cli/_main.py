@@ -72,9 +72,19 @@ def _out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, read only when asked for (importlib.metadata
+    costs more than the rest of building the parser)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from audit_core import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each command carries its handler (``args.handler``)."""
-    from audit_core import __version__
     from audit_core.cli import _commands as c, _rules as rules_cmd
 
     parser = argparse.ArgumentParser(
@@ -83,7 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         "warehouse, state, LLM, trail.",
         formatter_class=_FORMATTER,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help="show the version and exit",
+    )
     _add_global_options(parser, root=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

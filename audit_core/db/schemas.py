@@ -122,6 +122,9 @@ async def ensure_schema(warehouse: DatabricksClient, *, migrate: bool = True) ->
     dialect: Dialect = "databricks" if warehouse.backend == "databricks" else "duckdb"
     count = await migrate_warehouse(warehouse, dialect, apply=migrate)
     statements = ddl(dialect)
+    if dialect == "duckdb":  # one script, one round trip: DuckDB runs each in turn
+        await warehouse.execute(";\n".join(statements), native=True)
+        return count + len(statements)
     for statement in statements:
         await warehouse.execute(statement, native=True)
     return count + len(statements)
