@@ -604,3 +604,50 @@ def test_the_simulated_llm_stage_runs_offline_and_says_so(cli: Any, tmp_path: Pa
     assert all(r["detected_by"].startswith("llm-simulated:") for r in rows)
     page = (tmp_path / report["report"]).read_text()
     assert "simulated</b>" in page
+
+
+def test_demo_with_redis_keeps_its_state_and_lock_there(
+    cli: Any, tmp_path: Path, redis_server: Any
+) -> None:
+    """With REDIS_URL the run's state and lock are Redis's: a run stopped after its checks
+    is in Redis at that step, its lock is free again, the resume reads it from there and
+    the completed run is marked complete in Redis with the flag summary."""
+    from audit_core.state import AsyncStateStore
+
+    url = redis_server.url
+    stopped = cli("demo", "--json", "--out", "r", "--stop-after", "checks", REDIS_URL=url)
+    assert stopped.returncode == 130
+    run_id = stopped.stderr.split("run ", 1)[1].split()[0]
+
+    async def state() -> tuple[dict[str, Any], bool]:
+        async with AsyncStateStore.from_url(url) as store:
+            saved = await store.restore(run_id)
+            async with store.lock(run_id, ttl_s=5, wait_s=0.5):  # free: the stop let it go
+                return saved, True
+
+    saved, locked = asyncio.run(state())
+    assert locked
+    assert saved["current_step"] == "checks"
+    assert saved["status"] == "in_progress"
+    assert "state store           redis://" not in stopped.stdout  # --json: no human report
+
+    # The results file's row is gone: the resume must find the state in Redis.
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
+    con.execute("DELETE FROM workflow_state")
+    con.close()
+    resumed = cli("demo", "--out", "r", "--resume", run_id, REDIS_URL=url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed, not redone   load, checks" in resumed.stdout
+    assert f"state store           {url}" in resumed.stdout
+    completed = asyncio.run(_restore_state(url, run_id))
+    assert completed["status"] == "completed"
+    assert completed["summary"]["flags"] > 0
+
+
+async def _restore_state(url: str, run_id: str) -> dict[str, Any]:
+    from audit_core.state import AsyncStateStore
+
+    async with AsyncStateStore.from_url(url) as store:
+        return await store.restore(run_id)
