@@ -34,7 +34,16 @@ from typing import Any, TypeVar
 
 from audit_core._logging import get_logger
 
-__all__ = ["MAX_ENTRIES", "MISSING", "cache_path", "fingerprint", "lookup", "reset", "save"]
+__all__ = [
+    "MAX_ENTRIES",
+    "MISSING",
+    "cache_path",
+    "describe",
+    "fingerprint",
+    "lookup",
+    "reset",
+    "save",
+]
 
 T = TypeVar("T")
 MISSING: Any = object()  # what a ``decode`` returns for an entry it cannot read
@@ -204,6 +213,26 @@ def lookup(
             _store.registered = True
             atexit.register(_store.save)
     return answer
+
+
+def describe() -> tuple[str, str]:
+    """(status, detail) of the cache for ``audit-core doctor``."""
+    path = cache_path()
+    if path is None:
+        return "SKIP", "AUDIT_SQL_CACHE=off: every statement is worked out with sqlglot"
+    if not path.is_file():
+        return "OK", f"{path} (empty: the first run fills it)"
+    if not _trusted(path):
+        return "FAIL", f"{path} is writable by others or not yours: it is ignored"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = len(data["entries"])
+        current = data.get("fingerprint") == fingerprint()
+    except (OSError, ValueError, KeyError, TypeError):
+        return "OK", f"{path} (unreadable: it will be replaced)"
+    if not current:
+        return "OK", f"{path} (from another version: it will be replaced)"
+    return "OK", f"{path} ({entries} statements)"
 
 
 def save() -> None:

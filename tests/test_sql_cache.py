@@ -221,3 +221,14 @@ def test_the_same_text_over_other_column_types_is_another_entry(cache: Path) -> 
     assert answer("INT") == "int64"
     assert answer("DECIMAL(10, 2)") == "decimal128(20, 2)"
     assert answer("INT") == "int64"
+
+
+def test_doctor_says_where_the_cache_is_and_whether_it_is_trusted(cache: Path) -> None:
+    assert _sqlcache.describe() == ("OK", f"{cache} (empty: the first run fills it)")
+    statement_kind("SELECT 3")
+    _sqlcache.save()
+    assert _sqlcache.describe() == ("OK", f"{cache} (1 statements)")
+    cache.chmod(0o646)
+    status, detail = _sqlcache.describe()
+    assert status == "FAIL"
+    assert "ignored" in detail

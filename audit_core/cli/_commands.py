@@ -140,9 +140,15 @@ async def doctor(args: argparse.Namespace, settings: Settings) -> int:
             models = await client.refresh_pricing()
             return "OK", f"{settings.llm_base_url} ({models} models priced)"
 
+    async def sql_cache() -> tuple[str, str]:
+        from audit_core._sqlcache import describe
+
+        return await asyncio.to_thread(describe)
+
     await check("warehouse", warehouse())
     await check("state", state())
     await check("llm", llm())
+    await check("sql cache", sql_cache())
     return 1 if failed else 0
 
 
