@@ -77,6 +77,30 @@ def flag_sql(rule_sql: str) -> str:
     )
 
 
+def _prototype(
+    audit_run_id: str,
+    rule: str,
+    risk_level: str,
+    confidence_score: float,
+    title: str,
+    detected_by: str,
+) -> Flag:
+    """The constants every flag of one rule shares, validated once as `validate` checks a
+    single flag (the per-row values are checked by the writer)."""
+    return validate(
+        Flag(
+            audit_run_id=audit_run_id,
+            transaction_id="-",
+            risk_level=risk_level,
+            confidence_score=confidence_score,
+            explanation="-",
+            rule=rule,
+            title=title,
+            detected_by=detected_by,
+        )
+    )
+
+
 def flag_params(audit_run_id: str, rule: str) -> dict[str, str]:
     """The parameters `flag_sql` adds."""
     return {"flag_run": audit_run_id, "flag_rule": rule, "flag_sep": _SEP}
@@ -284,18 +308,7 @@ class FlagStore:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        prototype = validate(
-            Flag(
-                audit_run_id=audit_run_id,
-                transaction_id="-",
-                risk_level=risk_level,
-                confidence_score=confidence_score,
-                explanation="-",
-                rule=rule,
-                title=title,
-                detected_by=detected_by,
-            )
-        )
+        prototype = _prototype(audit_run_id, rule, risk_level, confidence_score, title, detected_by)
         for column in ("flag_id", "transaction_id", "detail"):
             if column not in hits.column_names:
                 raise InvalidFlagError(f"rule {rule!r} returned no {column} column")
@@ -375,18 +388,7 @@ class FlagStore:
         """
         from audit_core.warehouse._sql import output_columns
 
-        prototype = validate(
-            Flag(
-                audit_run_id=audit_run_id,
-                transaction_id="-",
-                risk_level=risk_level,
-                confidence_score=confidence_score,
-                explanation="-",
-                rule=rule,
-                title=title,
-                detected_by=detected_by,
-            )
-        )
+        prototype = _prototype(audit_run_id, rule, risk_level, confidence_score, title, detected_by)
         returned = {name.lower() for name in output_columns(sql)}
         missing = [c for c in ("transaction_id", "detail") if c not in returned]
         if missing:
