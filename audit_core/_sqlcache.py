@@ -232,7 +232,7 @@ def describe() -> tuple[str, str]:
         return "OK", f"{path} (unreadable: it will be replaced)"
     if not current:
         return "OK", f"{path} (from another version: it will be replaced)"
-    return "OK", f"{path} ({entries} statements)"
+    return "OK", f"{path} ({entries} {'answer' if entries == 1 else 'answers'} kept)"
 
 
 def save() -> None:

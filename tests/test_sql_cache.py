@@ -227,7 +227,7 @@ def test_doctor_says_where_the_cache_is_and_whether_it_is_trusted(cache: Path) -
     assert _sqlcache.describe() == ("OK", f"{cache} (empty: the first run fills it)")
     statement_kind("SELECT 3")
     _sqlcache.save()
-    assert _sqlcache.describe() == ("OK", f"{cache} (1 statements)")
+    assert _sqlcache.describe() == ("OK", f"{cache} (1 answer kept)")
     cache.chmod(0o646)
     status, detail = _sqlcache.describe()
     assert status == "FAIL"
