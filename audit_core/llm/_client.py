@@ -1,10 +1,10 @@
 """`AsyncLLMClient`: raw httpx against any OpenAI-compatible endpoint (OpenRouter by default).
 
-The hot path is deliberately plain: one pre-encoded request per attempt, one
-``json.loads`` per response, no per-call logger binding, no model objects. The pieces
-live next door: money in `_accounting`, error mapping and redaction in `_errors_map`,
-usage validation in `_usage`, the concurrency limit in `_limiter`, shared in-flight
-requests in `_shared`, stream assembly in `_stream`.
+The hot path is deliberately plain: one pre-encoded request per attempt, one JSON
+decode per response, no per-call logger binding, no model objects. The pieces live next
+door: the POST and the JSON coders in `_wire`, money in `_accounting`, error mapping and
+redaction in `_errors_map`, usage validation in `_usage`, the concurrency limit in
+`_limiter`, shared in-flight requests in `_shared`, stream assembly in `_stream`.
 
 Deadlines: ``timeout_s`` bounds each attempt end to end (connect, send, the whole body or
 stream), whatever the transport; ``total_timeout_s`` bounds the call, retries and their
@@ -44,6 +44,7 @@ from audit_core.llm._pricing import BUILTIN_PRICES, ModelPrice, prices_from_mode
 from audit_core.llm._shared import SharedRequests
 from audit_core.llm._stream import DeltaSink, LLMStream, assemble_stream
 from audit_core.llm._types import LLMResponse, Message, Prompt, Request, Sink, Tier, Usage
+from audit_core.llm._wire import ClientWire, TransportWire, Wire, decode_exact, encode_compact
 from audit_core.metrics import get_metrics
 from audit_core.retry import RetryPolicy
 
@@ -123,7 +124,7 @@ def _http_client(
     headers: Mapping[str, str],
     max_concurrency: int,
     timeout_s: float,
-) -> httpx.AsyncClient:
+) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
     limits = httpx.Limits(
         max_connections=max_concurrency,
         max_keepalive_connections=max_concurrency,
@@ -136,12 +137,13 @@ def _http_client(
     elif transport == "httpx":
         transport = httpx.AsyncHTTPTransport(limits=limits)
     connect = min(C.DEFAULT_LLM_CONNECT_TIMEOUT_S, timeout_s)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         headers=headers,
         timeout=httpx.Timeout(timeout_s, connect=connect),
         limits=limits,
         transport=transport,
     )
+    return client, transport
 
 
 class AsyncLLMClient(AsyncLifecycle):
@@ -246,12 +248,15 @@ class AsyncLLMClient(AsyncLifecycle):
         if app_name:
             headers["X-OpenRouter-Title"] = app_name
             headers["X-Title"] = app_name
+        self._wire: Wire
         if http_client is not None:
             self._http = http_client
             self._headers: dict[str, str] | None = headers  # sent with each request
+            self._wire = ClientWire(http_client, self._chat_url, headers)
         else:
-            self._http = _http_client(transport, headers, max_concurrency, timeout_s)
+            self._http, own = _http_client(transport, headers, max_concurrency, timeout_s)
             self._headers = None  # already the client's defaults
+            self._wire = TransportWire(self._http, own, self._chat_url)
             self._owns_resources = True
         if self._api_key:
             # Until aclose, no 8 characters of the key show in any audit-core log event,
@@ -395,7 +400,7 @@ class AsyncLLMClient(AsyncLifecycle):
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         try:
-            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = encode_compact(body)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"request body is not JSON-serialisable: {exc}") from None
         return Request(
@@ -649,11 +654,8 @@ class AsyncLLMClient(AsyncLifecycle):
     ) -> Billed:
         if req.stream:
             return await self._exchange_stream(req, reservation, attempt)
-        request = self._http.build_request(
-            "POST", self._chat_url, content=req.payload, headers=self._headers
-        )
         try:
-            resp = await self._http.send(request, stream=True)
+            resp = await self._wire.post(req.payload)
         except httpx.HTTPError as exc:
             raise transport_error(exc, model=req.model, what="LLM endpoint") from None
         try:
@@ -664,7 +666,7 @@ class AsyncLLMClient(AsyncLifecycle):
         if resp.status_code != 200:
             raise self._status_error(req, resp, request_id)
         try:
-            body = json.loads(resp.content, parse_float=Decimal)
+            body = decode_exact(resp.content)
         except ValueError:
             raise self._books.unverified(req, reservation, "invalid JSON", request_id) from None
         return self._books.settle(req, body, reservation, attempt, request_id)
@@ -688,11 +690,8 @@ class AsyncLLMClient(AsyncLifecycle):
     async def _exchange_stream(
         self, req: Request, reservation: Reservation | None, attempt: int
     ) -> Billed:
-        request = self._http.build_request(
-            "POST", self._chat_url, content=req.payload, headers=self._headers
-        )
         try:
-            resp = await self._http.send(request, stream=True)
+            resp = await self._wire.post(req.payload)
         except httpx.HTTPError as exc:
             raise transport_error(exc, model=req.model, what="LLM endpoint") from None
         try:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
-from decimal import Decimal
 from typing import Any, Self
 
 from audit_core.errors import ConfigError, LLMError, LLMResponseError
 from audit_core.llm._types import LLMResponse
+from audit_core.llm._wire import decode_exact
 
 __all__ = ["DeltaSink", "LLMStream", "assemble_stream"]
 
@@ -123,7 +122,7 @@ async def assemble_stream(
         data = line[5:].strip()
         if data == "[DONE]":
             break
-        chunk = json.loads(data, parse_float=Decimal)
+        chunk = decode_exact(data)
         if not isinstance(chunk, dict):
             raise LLMResponseError("a stream chunk is not a JSON object")
         for key in ("id", "model", "created", "provider", "usage"):
