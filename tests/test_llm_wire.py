@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +62,20 @@ async def test_transport_wire_sends_exactly_what_the_client_would() -> None:
     assert _seen(sent_direct) == _seen(sent_by_client)
     assert direct.request is sent_direct
     assert direct.json() == via_client.json()
+
+
+async def test_transport_wire_logs_the_line_send_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx's INFO line for each request still appears for an application that shows it."""
+    recorder = Recorder()
+    async with httpx.AsyncClient(transport=recorder) as client:
+        lines = []
+        for wire in (ClientWire(client, URL, None), TransportWire(client, recorder, URL)):
+            with caplog.at_level(logging.INFO, logger="httpx"):
+                caplog.clear()
+                await (await wire.post(PAYLOAD)).aclose()
+            lines.append([(r.name, r.levelno, r.getMessage()) for r in caplog.records])
+    assert lines[0] == lines[1]
+    assert len(lines[0]) == 1
 
 
 async def test_transport_wire_refuses_a_closed_client_as_send_does() -> None:

@@ -18,6 +18,7 @@ would differ on NaN, big integers and exact decimals).
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ import httpx
 
 __all__ = ["ClientWire", "TransportWire", "Wire", "decode_exact", "encode_compact"]
 
+_httpx_log = logging.getLogger("httpx")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _EXACT = json.JSONDecoder(parse_float=Decimal)
 
@@ -93,4 +95,13 @@ class TransportWire:
         )
         response = await self._transport.handle_async_request(request)
         response.request = request
+        if _httpx_log.isEnabledFor(logging.INFO):  # the line send() logs, for who reads it
+            _httpx_log.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
         return response
