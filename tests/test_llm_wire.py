@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry
 
-from audit_core import AsyncLLMClient
+from audit_core import AsyncLLMClient, ClientClosedError
 from audit_core.llm._wire import ClientWire, TransportWire, decode_exact, encode_compact
 from audit_core.testing import chat_completion_body
 
@@ -79,13 +79,15 @@ async def test_transport_wire_logs_the_line_send_logs(caplog: pytest.LogCaptureF
 
 
 async def test_transport_wire_refuses_a_closed_client_as_send_does() -> None:
-    """After the owning client's aclose, both paths raise the same RuntimeError."""
+    """After the owning client's aclose nothing is sent: send's RuntimeError, or ours
+    (a RuntimeError too, so what caught the one catches the other)."""
     recorder = Recorder()
     client = httpx.AsyncClient(transport=recorder)
     await client.aclose()
-    for wire in (ClientWire(client, URL, None), TransportWire(client, recorder, URL)):
-        with pytest.raises(RuntimeError, match="client has been closed"):
-            await wire.post(PAYLOAD)
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await ClientWire(client, URL, None).post(PAYLOAD)
+    with pytest.raises(ClientClosedError, match="closed"):
+        await TransportWire(client, recorder, URL).post(PAYLOAD)
     assert recorder.requests == []
 
 

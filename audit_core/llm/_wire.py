@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from audit_core.errors import ClientClosedError
+
 __all__ = ["ClientWire", "TransportWire", "Wire", "decode_exact", "encode_compact"]
 
 _httpx_log = logging.getLogger("httpx")
@@ -84,8 +86,8 @@ class TransportWire:
         self._timeout = client.timeout.as_dict()
 
     async def post(self, payload: bytes) -> httpx.Response:
-        if self._client.is_closed:  # as send() refuses it (a retry racing aclose)
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        if self._client.is_closed:  # a retry racing aclose: send() would refuse it too
+            raise ClientClosedError("the LLM client's connections are closed")
         request = httpx.Request(
             "POST",
             self._url,
