@@ -7,6 +7,7 @@ import json
 import math
 import re
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from audit_core.state._codec import (
     encode_state,
     envelope_bytes,
 )
+from audit_core.state._types import now_text
 
 MB = 8 * 1024 * 1024
 
@@ -211,3 +213,21 @@ def test_store_matches_a_model_of_acknowledged_writes(script: list[tuple[str, st
     """Every acknowledged write is what a later read sees; versions count writes; a stale
     expected_version is refused; an envelope re-spaced by another tool changes nothing."""
     asyncio.run(asyncio.wait_for(_run_against_model(script), 30))
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2**34, allow_nan=False),
+        st.integers(min_value=0, max_value=2**34),
+        # just below a whole second, and half a microsecond either side of one
+        st.integers(min_value=0, max_value=2**31).map(lambda s: s + 0.9999995),
+        st.integers(min_value=0, max_value=2**31).map(lambda s: s + 5e-7),
+    )
+)
+def test_write_times_are_datetimes_text(now: float) -> None:
+    """The cached-second stamp is exactly what strftime of the datetime gives."""
+    expected = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert now_text(now) == expected
+    assert now_text(now + 1) == datetime.fromtimestamp(now + 1, UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from audit_core import (
     Settings,
     StateConflictError,
     StateManagerError,
+    StoredState,
 )
 
 
@@ -133,6 +135,45 @@ async def test_bad_run_ids_rejected(store: AsyncStateStore, run_id: str) -> None
         await store.save(run_id, {"x": 1})
     with pytest.raises(StateManagerError, match="invalid run id"):
         await store.restore(run_id)
+
+
+class _SneakyId(str):
+    """A run id that hashes and compares like a valid, already used one."""
+
+    def __hash__(self) -> int:
+        return hash("run-ok")
+
+    def __eq__(self, other: object) -> bool:
+        return other == "run-ok"
+
+
+async def test_run_ids_are_checked_after_the_key_cache_is_warm(store: AsyncStateStore) -> None:
+    """The cached keys never let an invalid id through: not after a valid one was used,
+    not as a str subclass posing as a cached id, not after the cache was emptied."""
+    await store.save("run-ok", {"x": 1})
+    for run_id in ("run-ok:x", "run-ok*", _SneakyId("a:b*")):
+        with pytest.raises(StateManagerError, match="invalid run id"):
+            await store.save(run_id, {"x": 2})
+        with pytest.raises(StateManagerError, match="invalid run id"):
+            await store.restore(run_id)
+    for i in range(2100):  # past the cache's bound, twice
+        assert store.key(f"r{i}") == f"{store.key_prefix}:r{i}:state"
+    assert store.key("run-ok") == f"{store.key_prefix}:run-ok:state"
+    assert await store.restore("run-ok") == {"x": 1}
+
+
+async def test_writes_load_the_script_again_when_the_server_lost_it(
+    store: AsyncStateStore,
+) -> None:
+    """SCRIPT FLUSH (what a restart does) between writes: the next write reloads the
+    script and its compare-and-set still holds."""
+    assert await store.save("run-flush", {"n": 1}) == 1
+    await store.client.script_flush()
+    assert await store.update("run-flush", {"n": 2}, expected_version=1) == 2
+    await store.client.script_flush()
+    with pytest.raises(StateConflictError):
+        await store.update("run-flush", {"n": 3}, expected_version=1)
+    assert await store.load("run-flush") == StoredState({"n": 2}, 2, ANY)
 
 
 async def test_huge_state_is_a_clear_error(store: AsyncStateStore) -> None:

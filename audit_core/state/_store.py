@@ -177,6 +177,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._next_probe = 0.0
         self._flush_lock = asyncio.Lock()
         self._recent: OrderedDict[str, Seen] = OrderedDict()
+        self._keys: dict[str, str] = {}
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -270,7 +271,15 @@ class AsyncStateStore(AsyncLifecycle):
         return self._redis
 
     def key(self, run_id: str) -> str:
-        return f"{self.key_prefix}:{self._check_run_id(run_id)}:state"
+        # Every operation needs the key two or three times: validated and built once.
+        key = self._keys.get(run_id) if type(run_id) is str else None
+        if key is None:
+            key = f"{self.key_prefix}:{self._check_run_id(run_id)}:state"
+            if type(run_id) is str:
+                if len(self._keys) >= _RECENT_RUNS:
+                    self._keys.clear()
+                self._keys[run_id] = key
+        return key
 
     @staticmethod
     def _check_run_id(run_id: str) -> str:
@@ -313,7 +322,7 @@ class AsyncStateStore(AsyncLifecycle):
         write the buffer through. Never called with a run lock held, so never re-entered."""
         self._check_open()
         if run_id is not None:
-            self._check_run_id(run_id)
+            self.key(run_id)
         if self._degraded:
             await self._probe()
         if self._server is None and not self._degraded:
@@ -398,7 +407,8 @@ class AsyncStateStore(AsyncLifecycle):
 
     async def restore(self, run_id: str) -> dict[str, Any]:
         """The run's saved state, exactly as saved; ``{}`` when there is none."""
-        return (await self.load(run_id)).state
+        await self._begin(run_id)
+        return (await self._load(run_id)).state
 
     async def _load(self, run_id: str) -> StoredState:
         if not self._degraded:
@@ -498,7 +508,7 @@ class AsyncStateStore(AsyncLifecycle):
         params = f"{mode} {expected} {ttl_s} {fence} {version} {state.codec} {at}"
         args = [state.data, params] if expected_at is None else [state.data, params, expected_at]
         status, got, stored_fence = await self._redis_call(
-            op, lambda _: self._scripts.write(keys=[key], args=args)
+            op, lambda _: self._evalsha(self._scripts.write, key, args)
         )
         if status == -1:
             self._count(op, "fenced")
@@ -517,6 +527,15 @@ class AsyncStateStore(AsyncLifecycle):
             )
             self._remember(run_id, seen)
         return int(status), int(got)
+
+    async def _evalsha(self, script: Any, key: str, args: list[Any]) -> Any:
+        """``script`` on ``key``, as redis-py's Script call does it minus its per-call
+        import and tuple copies (a hot path); loaded again if the server lost it."""
+        try:
+            return await self._redis.evalsha(script.sha, 1, key, *args)
+        except redis_errors.NoScriptError:
+            script.sha = await self._redis.script_load(script.script)
+            return await self._redis.evalsha(script.sha, 1, key, *args)
 
     def _ttl_for(self, state: Mapping[str, Any]) -> int:
         return self.completed_ttl_s if state.get("status") == "completed" else self.ttl_s
