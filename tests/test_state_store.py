@@ -239,6 +239,22 @@ async def test_hundred_concurrent_updates_lose_nothing(store: AsyncStateStore) -
     assert sorted(versions) == list(range(2, 102))
 
 
+async def test_writers_in_one_process_queue_per_run_across_runs(store_url: str) -> None:
+    """Concurrent updates alternating between runs (so the kept last-run lock changes
+    hands all the time) still queue per run: none conflicts, none is lost."""
+    registry = CollectorRegistry()
+    async with AsyncStateStore.from_url(store_url, key_prefix="q", registry=registry) as s:
+        runs = ("run-qa", "run-qb", "run-qa", "run-qc")
+
+        def bump(state: dict[str, Any]) -> dict[str, Any]:
+            return {"n": state.get("n", 0) + 1}
+
+        await asyncio.gather(*(s.update(runs[i % 4], bump) for i in range(120)))
+        assert [(await s.restore(r))["n"] for r in ("run-qa", "run-qb", "run-qc")] == [60, 30, 30]
+    conflicts = {"op": "update", "outcome": "conflict"}
+    assert registry.get_sample_value("audit_state_ops_total", conflicts) is None
+
+
 async def test_concurrent_updates_from_two_stores_lose_nothing(store_url: str) -> None:
     """Two stores (as two workers) updating one run concurrently lose no key."""
     prefix = f"t{uuid.uuid4().hex[:8]}"

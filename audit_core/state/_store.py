@@ -169,7 +169,8 @@ class AsyncStateStore(AsyncLifecycle):
         self._rng = rng
         self._metrics = get_metrics(registry)
         self._counters: dict[tuple[str, str], Any] = {}
-        self._timers: dict[str, Any] = {}
+        # op -> (its "ok" counter's inc, its latency histogram's observe)
+        self._done: dict[str, tuple[Callable[[], None], Callable[[float], None]]] = {}
         self._policy = retry_policy or RetryPolicy(
             attempts=3, timeout_s=5.0, wait_initial_s=0.05, wait_max_s=0.5
         )
@@ -181,6 +182,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._hot_lock: tuple[str, asyncio.Lock] | None = None
         self._redis: Any = client
         register = client.register_script
         self._scripts = _Scripts(
@@ -375,17 +377,24 @@ class AsyncStateStore(AsyncLifecycle):
         except redis_errors.ResponseError as exc:
             self._count(op, "error")
             raise StateManagerError(f"Redis rejected {op}: {exc}") from None
-        self._count(op, "ok")
-        timer = self._timers.get(op)
-        if timer is None:
-            timer = self._timers[op] = self._metrics.state_seconds.labels(op)
-        timer.observe(time.perf_counter() - started)
+        done = self._done.get(op)
+        if done is None:
+            ok = self._metrics.state_ops.labels(op, "ok")
+            done = self._done[op] = (ok.inc, self._metrics.state_seconds.labels(op).observe)
+        done[0]()
+        done[1](time.perf_counter() - started)
         return result
 
     def _lock_for(self, run_id: str) -> asyncio.Lock:
+        # The last run's lock is also held here, so the weak map keeps it: a run written
+        # over and over does not make (and drop) a lock and a weak reference each time.
+        hot = self._hot_lock
+        if hot is not None and hot[0] == run_id:
+            return hot[1]
         lock = self._run_locks.get(run_id)
         if lock is None:
             lock = self._run_locks[run_id] = asyncio.Lock()
+        self._hot_lock = (run_id, lock)
         return lock
 
     def _remember(self, run_id: str, seen: Seen) -> None:
