@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from itertools import pairwise
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -164,3 +166,34 @@ async def test_lock_needs_redis(own_redis_server: RedisServer, clock: FakeClock)
         with pytest.raises(StateStoreUnavailableError):
             async with store.lock("run-l"):
                 pass
+
+
+async def test_redis_killed_while_writes_are_in_flight(
+    own_redis_server: RedisServer, clock: FakeClock, reader: AsyncStateStore
+) -> None:
+    """Redis dies with saves mid-call on the script path: each either landed or was
+    buffered, and after a restart (which drops the loaded script) the last save of
+    every run is what Redis holds, at a version no lower than any handed out."""
+    async with make_store(own_redis_server, clock) as store:
+        versions: dict[str, list[int]] = {}
+
+        async def writer(run_id: str) -> None:
+            for n in range(1, 21):
+                versions.setdefault(run_id, []).append(await store.save(run_id, {"n": n}))
+                await asyncio.sleep(0)
+
+        tasks = [asyncio.create_task(writer(f"run-k{i}")) for i in range(6)]
+        while sum(map(len, versions.values())) < 12:  # some saves landed, more in flight
+            await asyncio.sleep(0)
+        own_redis_server.stop()
+        assert sum(map(len, versions.values())) < 120
+        await asyncio.gather(*tasks)
+        assert store.degraded is True
+        own_redis_server.start()
+        report = await store.flush()
+        assert report.complete
+        for run_id, handed_out in versions.items():
+            assert all(a < b for a, b in pairwise(handed_out))
+            stored = await reader.load(run_id)
+            assert stored.state == {"n": 20}
+            assert stored.version >= handed_out[-1]
