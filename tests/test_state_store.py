@@ -160,6 +160,10 @@ async def test_run_ids_are_checked_after_the_key_cache_is_warm(store: AsyncState
         assert store.key(f"r{i}") == f"{store.key_prefix}:r{i}:state"
     assert store.key("run-ok") == f"{store.key_prefix}:run-ok:state"
     assert await store.restore("run-ok") == {"x": 1}
+    prefix, store.key_prefix = store.key_prefix, "other"
+    assert store.key("run-ok") == "other:run-ok:state"
+    store.key_prefix = prefix
+    assert store.key("run-ok") == f"{prefix}:run-ok:state"
 
 
 async def test_writes_load_the_script_again_when_the_server_lost_it(

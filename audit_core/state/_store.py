@@ -179,6 +179,7 @@ class AsyncStateStore(AsyncLifecycle):
         self._flush_lock = asyncio.Lock()
         self._recent: OrderedDict[str, Seen] = OrderedDict()
         self._keys: dict[str, str] = {}
+        self._keys_prefix = key_prefix
         self._run_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -273,13 +274,15 @@ class AsyncStateStore(AsyncLifecycle):
         return self._redis
 
     def key(self, run_id: str) -> str:
-        # Every operation needs the key two or three times: validated and built once.
+        # Every operation needs the key two or three times: validated and built once
+        # (for the prefix they were built with).
         key = self._keys.get(run_id) if type(run_id) is str else None
-        if key is None:
+        if key is None or self._keys_prefix is not self.key_prefix:
             key = f"{self.key_prefix}:{self._check_run_id(run_id)}:state"
             if type(run_id) is str:
-                if len(self._keys) >= _RECENT_RUNS:
+                if len(self._keys) >= _RECENT_RUNS or self._keys_prefix is not self.key_prefix:
                     self._keys.clear()
+                    self._keys_prefix = self.key_prefix
                 self._keys[run_id] = key
         return key
 
