@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,13 +303,21 @@ class _Run:
         return len(fresh)
 
     async def checks(self) -> None:
+        """The SQL rules one after another, each checkpointed while the next one runs.
+
+        The engine is busy with one rule's statement at a time (two at once would raise
+        peak memory for little time); the checkpoint of the rule just done (trail, state
+        row, store) overlaps the next one's statement. A rule is one statement: stopped
+        part-way (Ctrl-C, a stop at the previous rule's checkpoint) it is rolled back
+        whole and runs again on resume, so a resumed run's flags are an uninterrupted
+        run's.
+        """
         rules_done: dict[str, int] = dict(self.state.get("rules_done", {}))
         skipped = dict(self.state.get("duplicates_skipped", {}))
         total = len(self.sql_rules)
-        for i, rule in enumerate(self.sql_rules, 1):
-            if rule.name in rules_done:
-                continue
-            self.progress.show(f"checks: {rule.name} ({i}/{total})")
+
+        async def run(rule: Rule) -> FlagsWritten:
+            self.progress.show(f"checks: {rule.name} ({len(rules_done) + 1}/{total})")
             async with self.trail.trace(AGENT, f"rule.{rule.name}") as t:
                 written = await self._flag(
                     rule,
@@ -317,10 +326,33 @@ class _Run:
                     title=rule.title,
                 )
                 t.output_summary = f"{written.written} flags"
-            rules_done[rule.name] = written.written
-            skipped.update(self.report.duplicates_skipped)
-            step = "checks" if i == total else f"checks.{rule.name}"
-            await self.checkpoint(step, rules_done=rules_done, duplicates_skipped=skipped)
+            return written
+
+        running: asyncio.Task[FlagsWritten] | None = None
+        saving: asyncio.Task[None] | None = None
+        try:
+            for rule in (r for r in self.sql_rules if r.name not in rules_done):
+                running = asyncio.create_task(run(rule))
+                if saving is not None:
+                    await saving  # the previous rule's checkpoint (a stop raises here)
+                written = await running
+                running = None
+                rules_done[rule.name] = written.written
+                skipped.update(self.report.duplicates_skipped)
+                step = "checks" if len(rules_done) == total else f"checks.{rule.name}"
+                saving = asyncio.create_task(
+                    self.checkpoint(
+                        step, rules_done=dict(rules_done), duplicates_skipped=dict(skipped)
+                    )
+                )
+            if saving is not None:
+                await saving
+                saving = None
+        finally:  # a stop, a failure or Ctrl-C: nothing is left running
+            left = [task for task in (running, saving) if task is not None]
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
         if "checks" not in self.done:
             await self.checkpoint("checks", rules_done=rules_done, duplicates_skipped=skipped)
         elif self.report.resumed:
@@ -499,18 +531,21 @@ async def run_demo(
     _import_in_background("duckdb", "pyarrow")
     out_dir = options.out_dir
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-    rules = await asyncio.to_thread(load_rules, options.rules_dirs)
+    # The rules load (and are checked) while the engine opens; a broken rule file still
+    # stops the run before any data is generated or the state is touched.
+    loading = asyncio.ensure_future(asyncio.to_thread(load_rules, options.rules_dirs))
+    loading.add_done_callback(lambda task: task.cancelled() or task.exception())  # seen
     fixtures = settings.fixtures_dir
     if options.rows is not None:
         from audit_core.fixtures import generate
 
         fixtures = out_dir / f"generated-{options.rows}"
         if not (fixtures / "manifest.json").is_file():
+            await _settled(loading)
             progress.show(f"generating {options.rows:,} transactions...")
             await asyncio.to_thread(generate, options.rows, 7, fixtures)
     run_id = options.resume or options.run_id or new_run_id()
     report = Report(run_id=run_id, resumed=options.resume is not None)
-    report.source = _source(settings, options, fixtures, rules)
     results_db = out_dir / "audit.duckdb"
     report.results_path = str(results_db)
 
@@ -541,7 +576,8 @@ async def run_demo(
             await stack.enter_async_context(store)
             if not await store.health():
                 raise StateStoreUnavailableError(f"state store {store.url} is unreachable")
-        await ensure_schema(results)
+        rules, _ = await _settled(loading, ensure_schema(results))
+        report.source = _source(settings, options, fixtures, rules)
         trail = AuditTrail.from_env(results, run_id)
         await stack.enter_async_context(trail)
         lock = (
@@ -574,6 +610,23 @@ async def run_demo(
         report.report_path = str(page)
     progress.done()
     return report
+
+
+async def _settled(*work: Awaitable[Any]) -> list[Any]:
+    """The results of ``work``, run at once; the first failure is raised as it is (not
+    in a group) once the rest are cancelled and have stopped."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            error = task.exception() if task in done else None
+            if error is not None:
+                raise error
+        return [await task for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _import_in_background(*modules: str) -> None:

@@ -255,6 +255,86 @@ def test_interrupt_after_checks_then_resume_matches_uninterrupted(cli: Any, tmp_
     assert "already completed" in again.stderr
 
 
+@pytest.mark.parametrize("rule", ["card_bank_mismatch", "round_amount", "split_purchase"])
+def test_a_stop_after_one_rule_leaves_every_rule_all_or_nothing_and_resume_matches(
+    cli: Any, tmp_path: Path, rule: str
+) -> None:
+    """A stop at one rule's checkpoint cancels the next rule, already running. Each
+    rule's flags are then all there or none (a rule is one statement, rolled back
+    whole), and the resumed run has exactly the flags of an uninterrupted one, none
+    written twice."""
+    import duckdb
+
+    rows = "3000"
+    full = json.loads(cli("demo", "--json", "--out", "full", "--rows", rows).stdout)
+    stopped = cli("demo", "--json", "--out", "r", "--rows", rows, "--stop-after", f"checks.{rule}")
+    assert stopped.returncode == 130
+    con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
+    run_id, data = con.execute(
+        "SELECT audit_run_id, intermediate_results FROM workflow_state"
+    ).fetchone()  # type: ignore[misc]
+    done = json.loads(data)["rules_done"]
+    per_rule = dict(con.execute("SELECT rule, count(*) FROM flags GROUP BY rule").fetchall())
+    con.close()
+    assert rule in done
+    for name in done:  # checkpointed: all its flags
+        assert per_rule.get(name, 0) == full["flags_by_rule"].get(name, 0), name
+    for name, n in per_rule.items():  # any other rule: all or nothing, never a part
+        assert n == full["flags_by_rule"][name], name
+
+    resumed = cli("demo", "--json", "--out", "r", "--rows", rows, "--resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["flags_by_rule"] == full["flags_by_rule"]
+    assert report["trail_ok"] is True
+    con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
+    dupes = con.execute("SELECT count(*) - count(DISTINCT flag_id) FROM flags").fetchone()
+    con.close()
+    assert dupes == (0,)
+
+
+SLOW_RULE = """-- name: round_amount
+-- severity: HIGH
+-- confidence: 0.8
+-- title: Slow on purpose
+SELECT a.transaction_id, a.amount, 'slow' AS detail
+FROM gold.recent_transactions a
+JOIN gold.recent_transactions b ON (a.amount + b.amount) % 97 = 0
+WHERE a.transaction_date > :since
+GROUP BY a.transaction_id, a.amount
+"""
+
+
+def test_a_rule_cancelled_mid_statement_leaves_no_flag_and_runs_again_on_resume(
+    cli: Any, tmp_path: Path
+) -> None:
+    """The third rule (made slow: a join of every pair of transactions) runs while the
+    second rule's checkpoint is written; a stop at that checkpoint cancels it
+    mid-statement, and not one of its flags is in the database; the resume runs it to
+    the end, and the flags equal an uninterrupted run's."""
+    import duckdb
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "round_amount.sql").write_text(SLOW_RULE)
+    common = ("--json", "--rows", "6000", "--rules", str(folder))
+    full = json.loads(cli("demo", "--out", "full", *common).stdout)
+    assert full["flags_by_rule"]["round_amount"] > 100
+    stopped = cli("demo", "--out", "r", *common, "--stop-after", "checks.duplicate_charge")
+    assert stopped.returncode == 130
+    con = duckdb.connect(str(tmp_path / "r" / "audit.duckdb"))
+    run_id, data = con.execute(
+        "SELECT audit_run_id, intermediate_results FROM workflow_state"
+    ).fetchone()  # type: ignore[misc]
+    slow = con.execute("SELECT count(*) FROM flags WHERE rule = 'round_amount'").fetchone()
+    con.close()
+    assert "round_amount" not in json.loads(data)["rules_done"]
+    assert slow == (0,)
+    resumed = cli("demo", "--out", "r", *common, "--resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["flags_by_rule"] == full["flags_by_rule"]
+
+
 def _oracle(body: Any) -> str:
     items = json.loads(body["messages"][-1]["content"])["items"]
     answers = [
@@ -651,3 +731,24 @@ async def _restore_state(url: str, run_id: str) -> dict[str, Any]:
 
     async with AsyncStateStore.from_url(url) as store:
         return await store.restore(run_id)
+
+
+def test_a_broken_rule_stops_the_demo_before_any_data_is_generated(
+    cli: Any, tmp_path: Path
+) -> None:
+    """The rules load beside the engine's start, but a broken one still fails first:
+    exit 2 naming file:line, and no million-row generation is wasted on it."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "bad.sql").write_text(
+        "-- name: bad\n-- severity: LOW\n-- confidence: 0.5\n-- title: t\n"
+        "SELECT transaction_id, amount, 'x' AS detail FROM gold.recent_transactions\n"
+        "WHERE transaction_date > :since AND amount > :missing\n"
+    )
+    out = cli("demo", "--rows", "5000", "--rules", str(folder), "--out", "o")
+    assert out.returncode == 2
+    assert f"{folder / 'bad.sql'}:5" in out.stderr
+    assert not (tmp_path / "o" / "generated-5000").exists()
+    again = cli("demo", "--rules", str(folder), "--out", "p")  # fixtures already there
+    assert again.returncode == 2
+    assert "missing" in again.stderr

@@ -72,6 +72,18 @@ def _out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
 
 
+def _stop_step(value: str) -> str:
+    """``--stop-after``: a step, or ``checks.RULE`` (the checkpoint after that rule)."""
+    from audit_core.cli import _commands as c
+
+    step, _, rule = value.partition(".")
+    if step in c.DEMO_STEPS and (not rule or (step == "checks" and rule.isidentifier())):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(c.DEMO_STEPS)}, or checks.RULE; got {value!r}"
+    )
+
+
 class _Version(argparse.Action):
     """``--version``: the installed version, read only when asked for (importlib.metadata
     costs more than the rest of building the parser)."""
@@ -135,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the LLM stage: auto (a real endpoint when OPENROUTER_API_KEY is set), "
         "simulated (a loopback fake model, labelled as such), off",
     )
-    demo.add_argument("--stop-after", choices=c.DEMO_STEPS, help=argparse.SUPPRESS)
+    demo.add_argument("--stop-after", type=_stop_step, help=argparse.SUPPRESS)
 
     doctor = _command(
         sub,
