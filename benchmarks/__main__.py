@@ -29,7 +29,7 @@ FULL: dict[str, Callable[[], Section]] = {
     "warehouse_spark": lambda: warehouse_spark.warehouse_spark(),
     "trail": lambda: trail.trail(),
     "classify": lambda: others.classify(),
-    "demo": lambda: demo_floor.demo_floor(),
+    "demo": lambda: demo_floor.demo_floor(repeats=5),
 }
 QUICK: dict[str, Callable[[], Section]] = {
     "import": lambda: others.import_time(repeats=1),
