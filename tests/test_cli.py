@@ -752,3 +752,37 @@ def test_a_broken_rule_stops_the_demo_before_any_data_is_generated(
     again = cli("demo", "--rules", str(folder), "--out", "p")  # fixtures already there
     assert again.returncode == 2
     assert "missing" in again.stderr
+
+
+def test_without_redis_a_second_demo_on_the_same_results_is_kept_out(
+    cli: Any, tmp_path: Path
+) -> None:
+    """No state store, no run lock in Redis: the results file's own lock keeps a second
+    process out while the first runs (a clear error, exit 2), and the first finishes."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "round_amount.sql").write_text(SLOW_RULE)
+    args = ["demo", "--rows", "6000", "--rules", str(folder), "--out", "o"]
+    cli(*args, "--stop-after", "load")  # generate the data first
+    first = subprocess.Popen(  # INFO: its progress events say when the rules run
+        [*CLI, "--log-level", "INFO", *args],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stderr is not None
+        for line in first.stderr:  # the file is open once the run reports its progress
+            if "audit_core.demo.progress" in line:
+                break
+        assert first.poll() is None, "the first run ended before the second started"
+        second = cli(*args)
+        assert second.returncode == 2
+        assert "cannot open DuckDB database" in second.stderr
+        assert "lock" in second.stderr.lower()
+    finally:
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert "hash chain verified" in out

@@ -250,3 +250,22 @@ async def test_a_rule_without_the_needed_columns_is_refused_before_it_runs(
     since = await pair[0].get_last_audit_timestamp()
     with pytest.raises(InvalidFlagError, match=r"thin.*detail"):
         await flag_rule(*pair, rule, "run-1", since)
+
+
+async def test_a_results_path_with_quotes_and_spaces_is_attached_as_written(
+    tmp_path: Path,
+) -> None:
+    """The path goes into ATTACH as a quoted literal: a quote in a folder name is data,
+    not SQL (and the file is created where the name says)."""
+    folder = tmp_path / "it's a 'folder'; DROP TABLE x; --"
+    warehouse = DatabricksClient.local(registry=CollectorRegistry())
+    results = warehouse.attach(folder / "r.duckdb", registry=CollectorRegistry())
+    async with warehouse, results:
+        await results.execute("CREATE TABLE t (a INT)")
+        await warehouse.execute("INSERT INTO results.main.t VALUES (1)")
+    assert (folder / "r.duckdb").is_file()
+    con = duckdb.connect(str(folder / "r.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT a FROM t").fetchall() == [(1,)]
+    finally:
+        con.close()
