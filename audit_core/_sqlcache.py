@@ -111,8 +111,13 @@ def _private(item: Path) -> bool:
 
 
 def _trusted(path: Path) -> bool:
-    """The file and the folder it is in are both private to this user."""
-    return _private(path.parent) and _private(path)
+    """The file and the folder it is in are both private to this user: the folder the
+    name is in, and, through any symlink, the folder the file really is in."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return False
+    return _private(path.parent) and _private(real.parent) and _private(real)
 
 
 class _Store:

@@ -34,6 +34,7 @@ __all__ = [
     "FlagFilter",
     "FlagStore",
     "FlagsWritten",
+    "RESERVED_COLUMNS",
     "count_flags",
     "find_flags",
     "flag_id_for",
@@ -66,13 +67,20 @@ _INSERT_COLUMNS = (
 )
 
 
+# Columns `flag_sql` adds: a rule returning one of them is refused (it would be ambiguous).
+RESERVED_COLUMNS = ("flag_id", "flag_transaction_id")
+
+
 def flag_sql(rule_sql: str) -> str:
     """``rule_sql`` wrapped so each row also carries its stable ``flag_id``, computed in
     the engine exactly as `flag_id_for` does (parameters ``:flag_run``, ``:flag_rule``,
-    ``:flag_sep``; see `flag_params`)."""
+    ``:flag_sep``; see `flag_params`), and ``flag_transaction_id``: the transaction id as
+    the engine spells it as a string, the text the id was computed from and the one a
+    flag stores, whatever type the rule returned it as."""
     return (
         "SELECT concat('flg_', substr(sha2(concat_ws(:flag_sep, :flag_run, :flag_rule, "
-        "CAST(hits.transaction_id AS STRING), ''), 256), 1, 24)) AS flag_id, hits.* "
+        "CAST(hits.transaction_id AS STRING), ''), 256), 1, 24)) AS flag_id, "
+        "CAST(hits.transaction_id AS STRING) AS flag_transaction_id, hits.* "
         f"FROM ({rule_sql}) AS hits"
     )
 
@@ -340,7 +348,11 @@ class FlagStore:
 
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
             "flag_id": hits.column("flag_id"),
-            "transaction_id": hits.column("transaction_id").cast(pa.string()),
+            "transaction_id": (
+                hits.column("flag_transaction_id")
+                if "flag_transaction_id" in hits.column_names
+                else hits.column("transaction_id").cast(pa.string())
+            ),
             "audit_run_id": constant(audit_run_id, pa.string()),
             "severity_level": constant(prototype.severity_level, pa.string()),
             "risk_level": constant(risk_level, pa.string()),
@@ -393,6 +405,12 @@ class FlagStore:
         missing = [c for c in ("transaction_id", "detail") if c not in returned]
         if missing:
             raise InvalidFlagError(f"rule {rule!r} returns no {', '.join(missing)} column")
+        clash = [c for c in RESERVED_COLUMNS if c in returned]
+        if clash:
+            raise InvalidFlagError(
+                f"rule {rule!r} returns a column named {', '.join(clash)}: the flag computes "
+                "that itself; rename the rule's column"
+            )
         bound = {**params, **flag_params(audit_run_id, rule)}
         flags = source.table_name_in(self.warehouse, self.table)
         runs = source.table_name_in(self.warehouse, runs_table)

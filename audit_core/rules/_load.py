@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
+from audit_core.db._flags import RESERVED_COLUMNS
 from audit_core.errors import ConfigError, QueryError
 from audit_core.rules._rule import FLAG_COLUMNS, RUN_PARAMS, Rule, parse_rule
 
@@ -112,6 +113,12 @@ def check_rule(rule: Rule) -> None:
             f"{', '.join(sorted(unused))} in '-- params:' but its SQL never uses it"
         )
     columns = list(returned)
+    reserved = [c for c in columns if c.lower() in RESERVED_COLUMNS]
+    if reserved:
+        raise ConfigError(
+            f"{rule.source}:{rule.sql_line}: rule {rule.name!r} returns "
+            f"{', '.join(reserved)}: the flag computes that column itself; rename it"
+        )
     missing = [c for c in FLAG_COLUMNS if c not in columns]
     if missing:
         raise ConfigError(

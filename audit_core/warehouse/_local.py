@@ -2,7 +2,10 @@
 
 The database is a sandbox: once the fixtures are loaded, external access (files, the
 network, extensions) is switched off and the configuration locked, so no statement can
-read ``/etc/passwd``, ``COPY`` a table out, ``ATTACH`` a file or turn the switch back on.
+read ``/etc/passwd``, ``COPY`` a table out, ``ATTACH`` a file or turn the switch back on;
+``ATTACH``, ``DETACH``, ``USE`` and ``SET`` are refused before they reach the engine
+(DuckDB's lock does not cover the first three). DuckDB still lets an attached results
+file's own bytes be read (``read_blob``): nothing a client cannot already query.
 
 A results file (flags, the audit trail) can be attached to the same engine before it
 opens (`LocalBackend.attach`), the way Databricks keeps the flags table in the catalog
@@ -57,7 +60,6 @@ _KEEPS_SCHEMA = frozenset(
         "ROLLBACK",
     }
 )
-_DML = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
 
 
@@ -283,19 +285,21 @@ class LocalBackend:
         native: bool = False,
         catalog: str = "",
     ) -> Any:
+        counts = False  # native SQL is the package's own DDL: no count to report
         if native:  # already DuckDB SQL: run as written
             text = sql
         else:
             prepared = self.prepare(conn, sql, params, catalog)
             check_params(sql, prepared.params, params)
-            text = prepared.sql
+            text, counts = prepared.sql, prepared.counts
         bound = dict(params) if params else None
+        _refuse_fixed(conn, text, sql, reading=want != "none")
         if want != "arrow":
             self._schema_may_change(text)
         try:
             if want == "none":
                 conn.execute(text, bound)
-                return _affected(conn) if _first_word(text) in _DML else None
+                return _affected(conn) if counts else None
             relation = conn.sql(text, params=bound)
             if relation is None:  # a statement without a result (DDL/DML) ran already
                 return None
@@ -309,6 +313,7 @@ class LocalBackend:
         prepared = to_duckdb(sql)
         for row in rows:
             check_params(sql, prepared.params, row)
+        _refuse_fixed(conn, prepared.sql, sql, reading=False)
         self._schema_may_change(prepared.sql)
         plan = bulk_insert_plan(sql) if len(rows) > 1 else None
         table = None
@@ -398,6 +403,31 @@ class LocalBackend:
             "WHERE table_catalog = current_database() ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
+
+
+# The engine's databases and settings are fixed once it opens: no statement may attach,
+# detach, switch (``USE``) or set. DuckDB's own lock covers ``SET``, not these.
+_FIXED = frozenset({"StatementType.ATTACH", "StatementType.DETACH", "StatementType.SET"})
+_KINDS_SEEN: dict[str, frozenset[str]] = {}
+
+
+def _refuse_fixed(conn: Any, text: str, sql: str, *, reading: bool) -> None:
+    kinds = _KINDS_SEEN.get(text)
+    if kinds is None:
+        try:
+            kinds = frozenset(str(s.type) for s in conn.extract_statements(text))
+        except Exception:
+            return
+        if len(_KINDS_SEEN) < 4096:
+            _KINDS_SEEN[text] = kinds
+    if kinds & _FIXED:
+        message = (
+            "the local warehouse's databases and settings are fixed: ATTACH, DETACH, USE "
+            "and SET are refused"
+        )
+        if reading:
+            raise ReadOnlyViolationError(f"query() refused it: {message}", sql=sql)
+        raise QueryError(message, sql=sql)
 
 
 def _affected(conn: Any) -> int | None:

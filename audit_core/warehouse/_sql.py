@@ -39,10 +39,13 @@ ParamTypes = tuple[tuple[str, str, int], ...]
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A statement ready for DuckDB: its text and the ``:name`` parameters it uses."""
+    """A statement ready for DuckDB: its text, the ``:name`` parameters it uses, and
+    whether DuckDB answers it with the count of rows it changed (an INSERT, UPDATE,
+    DELETE or MERGE without RETURNING)."""
 
     sql: str
     params: frozenset[str]
+    counts: bool = False
 
 
 def prepare(sql: str, conn: Any = None, params: Mapping[str, Any] | None = None) -> Prepared:
@@ -123,8 +126,8 @@ def to_duckdb(sql: str, schema: Schema | None = None, params: ParamTypes = ()) -
         "duckdb",
         (sql, schema, params),
         lambda: _to_duckdb(sql, schema, params),
-        lambda p: [p.sql, sorted(p.params)],
-        lambda v: Prepared(str(v[0]), frozenset(str(n) for n in v[1])),
+        lambda p: [p.sql, sorted(p.params), p.counts],
+        lambda v: Prepared(str(v[0]), frozenset(str(n) for n in v[1]), v[2] is True),
     )
 
 
@@ -163,7 +166,11 @@ def _to_duckdb(sql: str, schema: Schema | None, params: ParamTypes) -> Prepared:
         raise _unsupported(str(exc).split("\n", 1)[0].rstrip("."), sql) from None
     except SqlglotError as exc:
         raise QueryError(f"SQL cannot run locally: {exc}", sql=sql) from None
-    return Prepared(text, frozenset(names))
+    statement = statements[0]
+    counts = isinstance(statement, (exp.Insert, exp.Update, exp.Delete, exp.Merge)) and (
+        statement.args.get("returning") is None
+    )
+    return Prepared(text, frozenset(names), counts)
 
 
 def check_params(sql: str, wanted: frozenset[str], given: Mapping[str, object] | None) -> None:
