@@ -264,13 +264,7 @@ class _Run:
         """Transactions an earlier completed run already flagged under ``rule``."""
         if self.options.force:
             return set()
-        table = await self.results.query_arrow(
-            "SELECT DISTINCT f.transaction_id FROM flags f JOIN workflow_state w "
-            "ON f.audit_run_id = w.audit_run_id WHERE w.workflow_status = 'completed' "
-            "AND f.rule = :rule AND f.audit_run_id <> :run",
-            {"run": self.run_id, "rule": rule},
-        )
-        return set(table.column(0).to_pylist())
+        return await self.flags.flagged_before(self.run_id, rule)
 
     async def _flag(
         self, rule: Rule, *, risk_level: str, confidence: float, title: str

@@ -132,6 +132,8 @@ _EARLIER_JOIN = (
     "WHERE w.workflow_status = 'completed' AND f.rule = :rule AND f.audit_run_id <> :run"
 )
 _EARLIER = "SELECT count(*) " + _EARLIER_JOIN
+# This run's flags under :rule.
+_STORED = "SELECT count(*) FROM {flags} WHERE audit_run_id = :run AND rule = :rule"
 _EARLIER_IDS = "SELECT DISTINCT f.transaction_id " + _EARLIER_JOIN
 
 
@@ -325,10 +327,16 @@ class FlagStore:
                     f"rule {rule!r} returned {hits.column(column).null_count} rows without "
                     f"{'an explanation (detail)' if column == 'detail' else column}"
                 )
+        # The id as stored: as the engine spelled it when `flag_sql` computed the flag id.
+        ids = (
+            hits.column("flag_transaction_id")
+            if "flag_transaction_id" in hits.column_names
+            else hits.column("transaction_id").cast(pa.string())
+        )
         keep = None
         excluded = list(exclude_transactions)
         if excluded:
-            keep = pc.invert(pc.is_in(hits.column("transaction_id"), pa.array(excluded)))
+            keep = pc.invert(pc.is_in(ids, pa.array(excluded, pa.string())))
         if skip_existing:
             stored = await self.warehouse.query_arrow(
                 f"SELECT flag_id FROM {self.table} WHERE audit_run_id = :run",
@@ -338,7 +346,7 @@ class FlagStore:
                 fresh = pc.invert(pc.is_in(hits.column("flag_id"), stored.column(0)))
                 keep = fresh if keep is None else pc.and_(keep, fresh)
         if keep is not None:
-            hits = hits.filter(keep)
+            hits, ids = hits.filter(keep), ids.filter(keep)
         n: int = hits.num_rows
         if n == 0:
             return 0
@@ -348,11 +356,7 @@ class FlagStore:
 
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
             "flag_id": hits.column("flag_id"),
-            "transaction_id": (
-                hits.column("flag_transaction_id")
-                if "flag_transaction_id" in hits.column_names
-                else hits.column("transaction_id").cast(pa.string())
-            ),
+            "transaction_id": ids,
             "audit_run_id": constant(audit_run_id, pa.string()),
             "severity_level": constant(prototype.severity_level, pa.string()),
             "risk_level": constant(risk_level, pa.string()),
@@ -419,7 +423,7 @@ class FlagStore:
                 source, sql, bound, prototype, skip_flagged_before, runs_table
             )
         key = {"run": audit_run_id, "rule": rule}
-        mine = f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule"
+        mine = _STORED.format(flags=self.table)
         counts = await self.warehouse.query_arrow(
             f"SELECT ({mine}) AS stored, "
             + (
@@ -440,7 +444,7 @@ class FlagStore:
                 f"EXISTS (SELECT 1 FROM {flags} AS f JOIN {runs} AS w "
                 "ON f.audit_run_id = w.audit_run_id WHERE w.workflow_status = 'completed' "
                 "AND f.rule = :flag_rule AND f.audit_run_id <> :flag_run "
-                "AND f.transaction_id = CAST(hits.transaction_id AS STRING))"
+                "AND f.transaction_id = hits.flag_transaction_id)"
             )
             found = await source.query_arrow(
                 f"SELECT count(*) AS n FROM ({flag_sql(sql)}) AS hits WHERE {earlier}", bound
@@ -450,7 +454,7 @@ class FlagStore:
         names = ["flag_id", "transaction_id", "explanation", "audit_run_id", "rule"]
         values = [
             "hits.flag_id",
-            "CAST(hits.transaction_id AS STRING)",
+            "hits.flag_transaction_id",
             "hits.detail",
             ":flag_run",
             ":flag_rule",
@@ -487,6 +491,17 @@ class FlagStore:
             written = await self._count(mine, key) - stored
         return FlagsWritten(written=written, repeated=repeated, stored=stored + written)
 
+    async def flagged_before(
+        self, audit_run_id: str, rule: str, *, runs_table: str = "workflow_state"
+    ) -> set[str]:
+        """Transactions a completed run other than ``audit_run_id`` flagged under ``rule``
+        (a ``completed`` row in ``runs_table``)."""
+        table = await self.warehouse.query_arrow(
+            _EARLIER_IDS.format(flags=self.table, runs=runs_table),
+            {"run": audit_run_id, "rule": rule},
+        )
+        return set(table.column(0).to_pylist())
+
     async def _count(self, sql: str, params: Mapping[str, Any]) -> int:
         table = await self.warehouse.query_arrow(sql, params)
         return int(table.column(0)[0].as_py() or 0) if table.num_rows else 0
@@ -507,16 +522,14 @@ class FlagStore:
         rule = prototype.rule or ""
         run = prototype.audit_run_id
         hits = await source.query_arrow(flag_sql(sql), bound)
-        seen: list[str] = []
+        seen: set[str] = set()
         repeated = 0
         if skip_flagged_before:
-            earlier = await self.warehouse.query_arrow(
-                _EARLIER_IDS.format(flags=self.table, runs=runs_table), {"run": run, "rule": rule}
-            )
-            seen = earlier.column(0).to_pylist()
+            seen = await self.flagged_before(run, rule, runs_table=runs_table)
             if seen:
-                ids = hits.column("transaction_id").cast(pa.string())
-                repeated = int(pc.sum(pc.is_in(ids, pa.array(seen, pa.string()))).as_py() or 0)
+                ids = hits.column("flag_transaction_id")
+                found = pc.is_in(ids, pa.array(sorted(seen), pa.string()))
+                repeated = int(pc.sum(found).as_py() or 0)
         written = await self.add_table(
             hits,
             audit_run_id=run,
@@ -528,10 +541,7 @@ class FlagStore:
             skip_existing=True,
             exclude_transactions=seen,
         )
-        stored = await self._count(
-            f"SELECT count(*) FROM {self.table} WHERE audit_run_id = :run AND rule = :rule",
-            {"run": run, "rule": rule},
-        )
+        stored = await self._count(_STORED.format(flags=self.table), {"run": run, "rule": rule})
         return FlagsWritten(written=written, repeated=repeated, stored=stored)
 
     async def pending(self, limit: int = 100, *, audit_run_id: str | None = None) -> list[Flag]:
