@@ -725,3 +725,18 @@ async def test_execute_answers_the_rows_a_dml_statement_changed(tmp_path: Path) 
         assert await wh.execute("WITH x AS (SELECT 1) DELETE FROM t WHERE a = 1") == 1
         assert await wh.execute("SELECT 5 AS Count") is None  # a query is not DML
         assert await wh.execute("SELECT count(*) FROM t") is None
+
+
+async def test_a_script_that_ends_in_ddl_drops_the_cached_types(tmp_path: Path) -> None:
+    """A native script whose first statement is DML and whose last retypes a column: the
+    cache goes by every statement DuckDB finds in it, not by the first word."""
+    async with DatabricksClient.local(load_fixtures=False, registry=CollectorRegistry()) as wh:
+        await wh.execute("CREATE TABLE t (a INT)")
+        await wh.execute("INSERT INTO t VALUES (1)")
+        before = await wh.query_arrow("SELECT sum(a) AS s FROM t")
+        assert str(before.schema.field("s").type) == "int64"
+        await wh.execute(
+            "INSERT INTO t VALUES (2); ALTER TABLE t ALTER a TYPE DECIMAL(10, 2)", native=True
+        )
+        after = await wh.query_arrow("SELECT sum(a) AS s FROM t")
+        assert str(after.schema.field("s").type) == "decimal128(20, 2)"

@@ -63,16 +63,15 @@ _KEEPS_SCHEMA = frozenset(
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
 
 
-def _first_word(sql: str) -> str:
+def keeps_schema(sql: str, kinds: frozenset[str] | None = None) -> bool:
+    """Whether ``sql`` certainly leaves every table's columns as they are: its first
+    keyword is a query's or DML's, and, given DuckDB's ``kinds`` of its statements, every
+    one of them is (a script may end in DDL); anything else might be DDL."""
     rest = sql[_LEADING.match(sql).end() :]  # type: ignore[union-attr]
     word = re.match(r"[A-Za-z]+", rest)
-    return word.group(0).upper() if word is not None else ""
-
-
-def keeps_schema(sql: str) -> bool:
-    """Whether ``sql`` certainly leaves every table's columns as they are (its first
-    keyword is a query's or DML's); anything else might be DDL."""
-    return _first_word(sql) in _KEEPS_SCHEMA
+    if word is None or word.group(0).upper() not in _KEEPS_SCHEMA:
+        return False
+    return kinds is None or kinds <= _KEEPING_KINDS
 
 
 # Applied once the fixtures are loaded (they are files); the lock comes last and also
@@ -270,8 +269,8 @@ class LocalBackend:
                         self._schemas[key] = schema
         return to_duckdb(sql, schema, param_types(params))
 
-    def _schema_may_change(self, sql: str) -> None:
-        if not keeps_schema(sql):
+    def _schema_may_change(self, sql: str, kinds: frozenset[str] | None) -> None:
+        if not keeps_schema(sql, kinds):
             with self._schema_lock:
                 self._schema_generation += 1
                 self._schemas.clear()
@@ -293,9 +292,9 @@ class LocalBackend:
             check_params(sql, prepared.params, params)
             text, counts = prepared.sql, prepared.counts
         bound = dict(params) if params else None
-        _refuse_fixed(conn, text, sql, reading=want != "none")
+        kinds = _refuse_fixed(conn, text, sql, reading=want != "none")
         if want != "arrow":
-            self._schema_may_change(text)
+            self._schema_may_change(text, kinds)
         try:
             if want == "none":
                 conn.execute(text, bound)
@@ -313,8 +312,8 @@ class LocalBackend:
         prepared = to_duckdb(sql)
         for row in rows:
             check_params(sql, prepared.params, row)
-        _refuse_fixed(conn, prepared.sql, sql, reading=False)
-        self._schema_may_change(prepared.sql)
+        kinds = _refuse_fixed(conn, prepared.sql, sql, reading=False)
+        self._schema_may_change(prepared.sql, kinds)
         plan = bulk_insert_plan(sql) if len(rows) > 1 else None
         table = None
         if plan is not None:
@@ -411,13 +410,23 @@ _FIXED = frozenset({"StatementType.ATTACH", "StatementType.DETACH", "StatementTy
 _KINDS_SEEN: dict[str, frozenset[str]] = {}
 
 
-def _refuse_fixed(conn: Any, text: str, sql: str, *, reading: bool) -> None:
+# Statement kinds that leave every table's columns as they are.
+_KEEPING_KINDS = frozenset(
+    f"StatementType.{kind}"
+    for kind in ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE_INTO", "EXPLAIN", "TRANSACTION")
+)
+
+
+def _refuse_fixed(conn: Any, text: str, sql: str, *, reading: bool) -> frozenset[str] | None:
+    """DuckDB's kinds of the statements in ``text`` (None when it cannot parse them:
+    running it reports why), after refusing any that would change the engine's
+    databases or settings."""
     kinds = _KINDS_SEEN.get(text)
     if kinds is None:
         try:
             kinds = frozenset(str(s.type) for s in conn.extract_statements(text))
         except Exception:
-            return
+            return None
         if len(_KINDS_SEEN) < 4096:
             _KINDS_SEEN[text] = kinds
     if kinds & _FIXED:
@@ -428,6 +437,7 @@ def _refuse_fixed(conn: Any, text: str, sql: str, *, reading: bool) -> None:
         if reading:
             raise ReadOnlyViolationError(f"query() refused it: {message}", sql=sql)
         raise QueryError(message, sql=sql)
+    return kinds
 
 
 def _affected(conn: Any) -> int | None:
