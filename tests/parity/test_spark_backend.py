@@ -99,9 +99,13 @@ async def test_execute_reports_rows_changed_only_when_the_engine_says(
         got = await wh.execute("INSERT INTO affected_t VALUES (1), (2), (3)")
         assert got in (None, 3)
         await wh.execute("DROP TABLE affected_t")
-    assert await local_wh.execute("CREATE TEMP TABLE affected_t (a INT)") is None
-    assert await local_wh.execute("INSERT INTO affected_t VALUES (1), (2), (3)") == 3
-    assert await local_wh.execute("UPDATE affected_t SET a = 0 WHERE a > 1") == 2
-    assert await local_wh.execute("DELETE FROM affected_t WHERE a = 7") == 0
-    assert await local_wh.execute("SELECT 5 AS n") is None
-    await local_wh.execute("DROP TABLE affected_t")
+    # a plain table: a TEMP one lives on one worker connection, the next statement may
+    # run on another
+    assert await local_wh.execute("CREATE TABLE affected_t (a INT)") is None
+    try:
+        assert await local_wh.execute("INSERT INTO affected_t VALUES (1), (2), (3)") == 3
+        assert await local_wh.execute("UPDATE affected_t SET a = 0 WHERE a > 1") == 2
+        assert await local_wh.execute("DELETE FROM affected_t WHERE a = 7") == 0
+        assert await local_wh.execute("SELECT 5 AS n") is None
+    finally:
+        await local_wh.execute("DROP TABLE IF EXISTS affected_t")
