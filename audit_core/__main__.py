@@ -1,7 +1,5 @@
 """``python -m audit_core``: the same as the ``audit-core`` script."""
 
-import sys
+from audit_core.cli import run
 
-from audit_core.cli import main
-
-sys.exit(main())
+run()

@@ -786,3 +786,26 @@ def test_without_redis_a_second_demo_on_the_same_results_is_kept_out(
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert "hash chain verified" in out
+
+
+def test_a_ctrl_c_after_the_work_is_done_does_not_change_how_the_process_ends() -> None:
+    """The script entry (`run`) ignores SIGINT once `main` has returned: a Ctrl-C landing
+    while the interpreter shuts down (the SQL cache is saved then) killed a finished run
+    by SIGINT (status -2) in a fresh-clone CI run. An exit hook sees the disposition, and
+    a SIGINT sent from it leaves main's exit code."""
+    code = (
+        "import atexit, os, signal, sys\n"
+        "from audit_core.cli import run\n"
+        "def late():\n"
+        "    print('ignored' if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else 'live')\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "atexit.register(late)\n"
+        "sys.argv = ['audit-core', 'rules', 'list']\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ignored")
+    assert "KeyboardInterrupt" not in done.stderr

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from audit_core._settings import Settings
 from audit_core.errors import AuditCoreError, ConfigError
@@ -318,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     head.add_argument("run_id", help="the run whose head to print")
     _out_option(head)
     return parser
+
+
+def run() -> NoReturn:
+    """The ``audit-core`` script and ``python -m audit_core``: `main`, then exit with its
+    code. Once the work is done, a Ctrl-C no longer changes how the process ends: one
+    landing while the interpreter shuts down (the SQL cache is saved then) used to kill it
+    by SIGINT (status -2) after a run that had finished and said so."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
